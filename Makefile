@@ -1,0 +1,50 @@
+# kgrec — the two commands a new user needs are `make run` and `make test`.
+# Both create .venv on first use (torch first, exactly torch==2.13.0, then the pinned lock file).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+KGREC  := $(VENV)/bin/kgrec
+STAMP  := $(VENV)/.kgrec-setup
+
+.PHONY: setup run test lock sample clean help
+
+help:
+	@echo "make run    set up (first time) and run the pipeline end to end on the current profile (default: sample)"
+	@echo "make test   set up (first time) and run the test suite"
+	@echo "make setup  create .venv and install the pinned dependencies (idempotent)"
+	@echo "make lock   re-pin requirements.lock from the current .venv"
+	@echo "make sample rebuild data/sample from data/sample/films.toml"
+	@echo "make clean  remove var/ (the lake, mirrors, warehouse); keeps .venv"
+
+setup: $(STAMP)
+
+# Reinstalls only when the lock file or pyproject.toml changed since the last install.
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(PY) || { echo "creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "installing torch==2.13.0 (CPU wheel), then requirements.lock"
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -r requirements.lock
+	$(PIP) install -q --no-deps --no-build-isolation -e .
+	@touch $@
+
+run: setup
+	$(KGREC) run --with-mirrors
+
+test: setup
+	$(PY) -m pytest
+
+# Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
+lock:
+	@test -x $(PY) || { echo "no $(VENV) yet: run make setup first"; exit 1; }
+	{ echo "# Pinned environment, written by 'make lock'; 'make setup' installs torch==2.13.0 first, then this."; \
+	  $(PIP) freeze --all --exclude-editable | grep -v -E '^(pip|kgrec)=='; } > requirements.lock
+	@touch $(STAMP)
+	@echo "requirements.lock: $$(grep -vc '^#' requirements.lock) pins"
+
+sample: setup
+	$(PY) data/sample/build.py
+
+clean:
+	rm -rf var

@@ -1,0 +1,1 @@
+"""kg_build: catalog loaders, SPARQL extraction, alignment, KG assembly and validation."""

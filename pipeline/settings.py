@@ -1,0 +1,309 @@
+"""Typed settings: one TOML profile plus ``KGREC_*`` environment overrides.
+
+Precedence (highest first): explicit ``overrides`` (CLI, Airflow params) > environment variables
+> the profile file > the defaults below. Nested keys use ``__`` in environment variables:
+``KGREC_WAREHOUSE__URL`` sets ``warehouse.url``; values that look like JSON lists or objects are
+decoded (``KGREC_SOURCES__WIKIDATA__MIRROR__FILES='["a.nt"]'``).
+
+Relative paths resolve against the project root for the built-in profiles and against the
+profile file's folder for a profile given by path, never against the current directory, so the
+CLI, the tests and an Airflow worker read the same files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+ENV_PREFIX = "KGREC_"
+DEFAULT_PROFILE = "sample"
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; the message names every bad key, its source and what is allowed."""
+
+
+def _resolve_path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base_dir", PROJECT_ROOT)
+    return value if value.is_absolute() else (Path(base) / value).resolve()
+
+
+ProjectPath = Annotated[Path, AfterValidator(_resolve_path)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MirrorSettings(_Model):
+    """A local oxigraph server standing in for a public endpoint."""
+
+    port: int = Field(ge=1024, le=65535)
+    files: list[str] = Field(min_length=1, description="N-Triples files (.nt, .nt.gz); globs allowed")
+
+
+class SourceSettings(_Model):
+    """A SPARQL source. ``endpoint`` defaults to the local mirror when one is configured."""
+
+    kind: Literal["wikidata", "dbpedia"]
+    endpoint: str | None = None
+    mirror: MirrorSettings | None = None
+
+    @model_validator(mode="after")
+    def _endpoint(self) -> SourceSettings:
+        if self.endpoint is None:
+            if self.mirror is None:
+                raise ValueError("set endpoint, or a mirror to serve locally")
+            object.__setattr__(self, "endpoint", f"http://127.0.0.1:{self.mirror.port}/query")
+        parts = urlsplit(self.endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"endpoint must be an http(s) URL, got {self.endpoint!r}")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        host = urlsplit(self.endpoint or "").hostname or ""
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+class SyntheticSettings(_Model):
+    """Seeded synthetic users for a catalog that has no interaction log (the sample)."""
+
+    users: int = Field(default=300, ge=1)
+    seed: int = 7
+    mean_items: int = Field(default=25, ge=1)
+    affinity: float = Field(default=0.8, gt=0.0, le=1.0)
+
+
+class CatalogSettings(_Model):
+    """Where the catalog and its interactions come from."""
+
+    format: Literal["csv", "movielens", "movielens-1m", "lastfm"] = Field(
+        description="csv: an items CSV at `path`; the others: the dataset's folder at `path`"
+    )
+    path: ProjectPath
+    interactions: Literal["default", "synthetic", "none"] | ProjectPath = Field(
+        default="default",
+        description="default: the format's own log (MovieLens ratings, Last.FM plays); "
+        "synthetic: seeded synthetic users; none; or a CSV path (user_id,item_id,weight[,ts])",
+    )
+    synthetic: SyntheticSettings = SyntheticSettings()
+
+
+class WarehouseSettings(_Model):
+    """SQLAlchemy URL of the warehouse; default ``duckdb:///<home>/warehouse.duckdb``."""
+
+    url: str | None = None
+
+    @model_validator(mode="after")
+    def _scheme(self) -> WarehouseSettings:
+        if self.url is not None:
+            scheme = urlsplit(self.url).scheme
+            if scheme not in ("duckdb", "postgresql", "postgresql+psycopg"):
+                raise ValueError(
+                    f"url scheme {scheme!r} is not supported: use duckdb:///FILE or "
+                    "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB"
+                )
+        return self
+
+
+class Settings(_Model):
+    """Everything a step needs; loaded once at the edge by :func:`load_settings`."""
+
+    profile: str = DEFAULT_PROFILE
+    home: ProjectPath = Path("var")
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
+    seed: int = 42
+    contact: str | None = Field(
+        default=None, description="email or URL sent in the User-Agent to public endpoints"
+    )
+    catalog: CatalogSettings
+    sources: dict[str, SourceSettings] = Field(min_length=1)
+    warehouse: WarehouseSettings = WarehouseSettings()
+
+    @model_validator(mode="after")
+    def _finish(self) -> Settings:
+        public = [name for name, src in self.sources.items() if not src.is_local]
+        if public and not self.contact:
+            raise ValueError(
+                f"sources {', '.join(public)} use public endpoints: set contact (an email or URL, "
+                "e.g. KGREC_CONTACT=ops@example.org); Wikidata's User-Agent policy requires one"
+            )
+        if self.warehouse.url is None:
+            url = f"duckdb:///{self.home / 'warehouse.duckdb'}"
+            object.__setattr__(self, "warehouse", WarehouseSettings(url=url))
+        return self
+
+    @property
+    def lake_root(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def user_agent(self) -> str:
+        from pipeline import __version__
+
+        return f"kgrec/{__version__}" + (f" ({self.contact})" if self.contact else "")
+
+    def redacted(self) -> dict[str, Any]:
+        """A JSON-able view with the warehouse password masked, for logs and manifests."""
+        data = self.model_dump(mode="json")
+        data["warehouse"]["url"] = redact_url(data["warehouse"]["url"])
+        return data
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return url.replace(f":{parts.password}@", ":***@", 1)
+
+
+def config_hash(model: BaseModel) -> str:
+    """Stable sha256 of a settings (sub-)object, the ``config_hash`` of lake manifests."""
+    data = model.model_dump(mode="json")
+    if isinstance(model, Settings):
+        data = model.redacted()
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def builtin_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+
+
+def load_settings(
+    profile: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Load and validate settings; raise :class:`ConfigError` naming every bad key.
+
+    ``profile`` is a built-in profile name or a path to a ``.toml`` file; default
+    ``$KGREC_PROFILE`` or ``sample``.
+    """
+    env = dict(os.environ if environ is None else environ)
+    name = profile or env.get(f"{ENV_PREFIX}PROFILE") or DEFAULT_PROFILE
+    path, base_dir = _profile_file(name)
+    try:
+        with path.open("rb") as fh:
+            file_data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"profile {path}: not valid TOML: {exc}") from None
+
+    env_data, env_keys = _env_overrides(env)
+    merged = _deep_merge(file_data, env_data)
+    merged = _deep_merge(merged, overrides or {})
+    merged["profile"] = name if path.parent == PROFILES_DIR else str(path)
+    try:
+        return Settings.model_validate(merged, context={"base_dir": base_dir})
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, path, env_keys, overrides or {})) from None
+
+
+def _profile_file(name: str) -> tuple[Path, Path]:
+    if name.endswith(".toml") or os.sep in name:
+        path = Path(name).expanduser().resolve()
+        if not path.is_file():
+            raise ConfigError(f"profile file {path} does not exist")
+        return path, path.parent
+    path = PROFILES_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise ConfigError(
+            f"unknown profile {name!r}: choose one of {', '.join(builtin_profiles())}, "
+            "or give the path of a .toml file"
+        )
+    return path, PROJECT_ROOT
+
+
+def _env_overrides(env: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    data: dict[str, Any] = {}
+    keys: dict[tuple[str, ...], str] = {}
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX) or var == f"{ENV_PREFIX}PROFILE":
+            continue
+        key = tuple(part.lower() for part in var[len(ENV_PREFIX):].split("__"))
+        value: Any = raw
+        if raw[:1] in "[{":
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                pass  # left as a string; validation reports it against the key
+        node = data
+        for part in key[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {var} conflicts with another KGREC_ variable")
+        node[key[-1]] = value
+        keys[key] = var
+    return data, keys
+
+
+def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _format_errors(
+    exc: ValidationError,
+    path: Path,
+    env_keys: dict[tuple[str, ...], str],
+    overrides: dict[str, Any],
+) -> str:
+    lines = [f"invalid configuration (profile {path}):"]
+    for err in exc.errors():
+        loc = tuple(str(part) for part in err["loc"])
+        key = ".".join(loc) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in err and not isinstance(err["input"], dict):
+            msg += f" (got {err['input']!r})"
+        source = _source_of(loc, env_keys, overrides, path)
+        lines.append(f"  - {key}: {msg} [{source}]")
+    return "\n".join(lines)
+
+
+def _source_of(
+    loc: tuple[str, ...], env_keys: dict[tuple[str, ...], str], overrides: dict[str, Any], path: Path
+) -> str:
+    for depth in range(len(loc), 0, -1):
+        if loc[:depth] in env_keys:
+            return f"from environment variable {env_keys[loc[:depth]]}"
+    if not loc:
+        return f"from {path.name}"
+    node: Any = overrides
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            break
+        node = node[part]
+    else:
+        return "from overrides"
+    return f"from {path.name}"

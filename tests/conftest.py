@@ -1,0 +1,47 @@
+"""Shared fixtures: the real datasets in ../shared/data, free ports, a clean KGREC_* environment."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pipeline.settings import PROJECT_ROOT
+
+SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
+SAMPLE = PROJECT_ROOT / "data" / "sample"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data; skipped when absent, except under CI=true where its absence is a failure."""
+    if SHARED_DATA.is_dir():
+        return SHARED_DATA
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{SHARED_DATA} is missing: CI must have ../shared beside the checkout")
+    pytest.skip(f"{SHARED_DATA} not found: this test reads the real datasets in ../shared/data")
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No KGREC_* variable of the caller's shell leaks into a test."""
+    for var in list(os.environ):
+        if var.startswith("KGREC_"):
+            monkeypatch.delenv(var)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def kgrec(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run the installed ``kgrec`` console script, as a user would."""
+    exe = Path(sys.executable).with_name("kgrec")
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("KGREC_")} | (env or {})
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, timeout=timeout)
