@@ -2,8 +2,9 @@
 
 Each user has one taste: a director, an actor or a genre that at least ``min_taste_items`` items
 share. A share ``affinity`` of the user's interactions (binomially drawn) goes to items with that
-taste, the rest to other items (fewer when the taste has few items, so the share holds); within each group items are drawn without replacement in
-proportion to a seeded Zipf popularity (Gumbel top-k, vectorised over a chunk of users). Taste
+taste, the rest to other items (fewer when the taste has few items, so the share holds). Within
+each group items are drawn without replacement in proportion to a seeded Zipf popularity (Gumbel
+top-k, vectorised over a chunk of users). Taste
 items get ratings 4-5, others 1-5. The same seed gives the same users, byte for byte.
 
 These interactions are SYNTHETIC: they exist to exercise the pipeline and to let tests check that
@@ -81,8 +82,8 @@ def generate(
     membership[pairs["taste"].to_numpy(), pairs["item"].to_numpy()] = True
 
     log_pop = -0.8 * np.log1p(rng.permutation(n_items).astype(np.float64))  # Zipf over a seeded ranking
-    n_user = np.clip(np.rint(rng.lognormal(np.log(mean_items), 0.5, size=users)), MIN_ITEMS, max(MIN_ITEMS, n_items // 2))
-    n_user = n_user.astype(np.int64)
+    n_user = np.rint(rng.lognormal(np.log(mean_items), 0.5, size=users))
+    n_user = np.clip(n_user, MIN_ITEMS, max(MIN_ITEMS, n_items // 2)).astype(np.int64)
 
     user_idx, item_idx, is_taste, n_taste_all, n_drawn = [], [], [], [], []
     for lo in range(0, users, CHUNK_USERS):

@@ -391,20 +391,21 @@ def _conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
         raise LakeError(f"{where}: does not fit the contract schema: {exc}") from None
 
 
-# Staging and trash entries are named "<partition>.<host>.<pid>.<uuid>" with "/" escaped, so a
-# later write can tell a crashed writer's leftovers (same host, dead pid) from a live one.
+# Staging and trash entries are named "<partition>~<host>~<pid>~<uuid>" with "/" escaped, so a
+# later write can tell a crashed writer's leftovers (same host, dead pid) from a live one. Neither
+# hostnames nor partition values may contain "~".
 def _owner_tag(partition: str) -> str:
-    return f"{partition.replace('/', '%2F')}.{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    return f"{partition.replace('/', '%2F')}~{socket.gethostname()}~{os.getpid()}~{uuid.uuid4().hex[:8]}"
 
 
 def _strip_owner_tag(name: str) -> str:
-    return name.rsplit(".", 3)[0]
+    return name.rsplit("~", 3)[0]
 
 
 def _owner_alive(name: str) -> bool | None:
     """True/False for a writer on this host; None when it ran elsewhere (or the name is foreign)."""
     try:
-        _, host, pid, _ = name.rsplit(".", 3)
+        _, host, pid, _ = name.rsplit("~", 3)
         pid_num = int(pid)
     except ValueError:
         return None

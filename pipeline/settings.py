@@ -31,6 +31,8 @@ from pydantic import (
     model_validator,
 )
 
+from pipeline import __version__
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 ENV_PREFIX = "KGREC_"
@@ -163,8 +165,6 @@ class Settings(_Model):
 
     @property
     def user_agent(self) -> str:
-        from pipeline import __version__
-
         return f"kgrec/{__version__}" + (f" ({self.contact})" if self.contact else "")
 
     def redacted(self) -> dict[str, Any]:

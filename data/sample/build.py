@@ -212,7 +212,8 @@ def resolve(films: list[Film], shared: Path) -> list[dict[str, str]]:
                         person[(kind, name)].add(found[name])
                     else:
                         near = [lab for lab in found if _fold(lab) == _fold(name)]
-                        problems.append(f"wikidata {film.title} ({film.year}) {role}: {name!r} not found" + (f", did you mean {near}?" if near else ""))
+                        hint = f", did you mean {near}?" if near else ""
+                        problems.append(f"wikidata {film.title} ({film.year}) {role}: {name!r} not found{hint}")
         if film.year <= 2000:
             _resolve_dbpedia(dbpedia, film, rows, person, problems, db_file)
 
@@ -237,7 +238,9 @@ def _resolve_dbpedia(dbpedia, film: Film, rows, person, problems, checked_in: st
         problems.append(f"dbpedia film {film.title} ({film.year}): {len(hits)} confirmed candidates")
         return
     subject = hits[0][0]
-    rows.append(dict(kind="dbpedia_film", name=film.title, year=str(film.year), iri=subject, imdb="", checked_in=checked_in))
+    rows.append(
+        dict(kind="dbpedia_film", name=film.title, year=str(film.year), iri=subject, imdb="", checked_in=checked_in)
+    )
     for role, prop in DBPEDIA_ROLES.items():
         found = _objects(dbpedia, subject, f"<{DBO}{prop}>", strip_disambiguator=True)
         for name in getattr(film, role):

@@ -48,7 +48,7 @@ def load_csv(items_path: Path, interactions_path: Path | None = None) -> Catalog
         interactions, more = load_interactions_csv(interactions_path, items)
         rejects += more
         inputs.append(interactions_path)
-    return Catalog(items_path.parent.name, items, interactions, pl.concat(rejects), inputs)
+    return Catalog(items_path.name, items, interactions, pl.concat(rejects), inputs)
 
 
 def load_interactions_csv(path: Path, items: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.DataFrame]]:

@@ -17,6 +17,7 @@ from kg_build.schema import REJECTS, empty, polars_schema
 
 # One CSV field: quoted (with "" escapes) or bare. Used to split lines with a regex, vectorised.
 _CSV_FIELD = r'"(?:[^"]|"")*"|[^,"]*'
+_RESERVED = {"line", "raw", "fields", "n_fields", "encoding_problem"}
 
 
 class CatalogError(ValueError):
@@ -47,6 +48,9 @@ def read_delimited(
     """
     if not path.is_file():
         raise CatalogError(f"{path}: file not found")
+    clash = sorted(set(columns) & _RESERVED)
+    if clash:
+        raise CatalogError(f"{path}: column name(s) {', '.join(clash)} are reserved; rename them")
     lines = _lines(path, encoding)
     if header is not None:
         if lines.is_empty():

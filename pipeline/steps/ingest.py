@@ -8,7 +8,7 @@ synthetic log). Re-running a date replaces its partitions; a crash leaves the pr
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import polars as pl
@@ -49,15 +49,15 @@ def load_catalog(cfg: CatalogSettings) -> tuple[Catalog, dict[str, pl.DataFrame]
             catalog.items, users=cfg.synthetic.users, seed=cfg.synthetic.seed,
             mean_items=cfg.synthetic.mean_items, affinity=cfg.synthetic.affinity,
         )
-        catalog = Catalog(catalog.name, catalog.items, synthetic.interactions, catalog.rejects, catalog.inputs)
+        catalog = replace(catalog, interactions=synthetic.interactions)
         extra_tables["synthetic_users"] = synthetic.profiles
     elif cfg.interactions == "none":
-        catalog = Catalog(catalog.name, catalog.items, no_interactions(), catalog.rejects, catalog.inputs)
+        catalog = replace(catalog, interactions=no_interactions())
     elif cfg.interactions != "default":
         interactions, rejects = load_interactions_csv(cfg.interactions, catalog.items)
-        catalog = Catalog(
-            catalog.name, catalog.items, interactions,
-            pl.concat([catalog.rejects, *rejects]), [*catalog.inputs, cfg.interactions],
+        catalog = replace(
+            catalog, interactions=interactions, rejects=pl.concat([catalog.rejects, *rejects]),
+            inputs=[*catalog.inputs, cfg.interactions],
         )
     return catalog, extra_tables
 
@@ -72,7 +72,9 @@ def ingest(settings: Settings, run_date: date) -> IngestResult:
         inputs=[file_fingerprint(p) for p in catalog.inputs],
         extra={"catalog": catalog.name, "format": settings.catalog.format},
     )
-    lake.write("catalog", key, {"items": catalog.items, "rejects": catalog.rejects}, schemas={"rejects": REJECTS}, **common)
+    lake.write(
+        "catalog", key, {"items": catalog.items, "rejects": catalog.rejects}, schemas={"rejects": REJECTS}, **common
+    )
     lake.write(
         "interactions", key, {"interactions": catalog.interactions, **extra_tables},
         schemas={"interactions": INTERACTIONS}, **common,

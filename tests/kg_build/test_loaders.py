@@ -115,7 +115,7 @@ def test_movielens_1m_flags_bytes_that_are_not_latin1_text(tmp_path: Path):
     _write(folder / "movies.dat", (
         "1::Toy Story (1995)::Animation\n".encode("latin-1")
         + "2::Misérables, Les (1995)::Drama\n".encode("latin-1")
-        + "3::Amélie (2001)::Comedy\n".encode("utf-8")          # line 3: UTF-8 bytes in a Latin-1 file
+        + "3::Amélie (2001)::Comedy\n".encode()          # line 3: UTF-8 bytes in a Latin-1 file
         + b"7::Nul\x00l (1990)::Drama\n"                          # line 4: a NUL byte
         + b"4::Heat (1995)\n"                                     # line 5: a field missing
         + b"5::::Drama\n"                                         # line 6: empty title
@@ -188,6 +188,8 @@ def test_csv_catalog_with_extra_columns_lists_and_interactions(tmp_path: Path):
         (load_lastfm, {"artists.dat": ""}, r"artists\.dat: empty file"),
         (lambda folder: load_csv(folder / "items.csv"), {"items.csv": "sku,name\n1,A\n"},
          r"items\.csv:1: header lacks the required column\(s\) item_id, title"),
+        (lambda folder: load_csv(folder / "items.csv"), {"items.csv": "item_id,title,raw\n1,A,x\n"},
+         r"items\.csv: column name\(s\) raw are reserved"),
     ],
 )
 def test_whole_file_problems_raise_naming_the_file(tmp_path: Path, loader, files: dict[str, str], message: str):

@@ -26,7 +26,7 @@ def test_ingest_sample_writes_catalog_and_synthetic_interactions(tmp_path: Path)
     assert lake.read("interactions", key, "synthetic_users").height == 300
     manifest = lake.manifest("catalog", key)
     assert manifest.inputs[0]["path"].endswith("data/sample/catalog/items.csv")
-    assert manifest.extra == {"catalog": "catalog", "format": "csv"}
+    assert manifest.extra == {"catalog": "items.csv", "format": "csv"}
 
     again = ingest(settings, DAY)  # a rerun replaces the date's partitions with the same content
     assert again == result

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -82,7 +82,7 @@ def test_a_crash_between_the_two_renames_is_undone_by_the_next_write(tmp_path: P
     trash = tmp_path / "catalog" / ".trash"
     trash.mkdir()
     final = tmp_path / "catalog" / "run_date=2026-11-21"
-    final.rename(trash / f"run_date=2026-11-21.{os.uname().nodename}.{dead.pid}.deadbeef")
+    final.rename(trash / f"run_date=2026-11-21~{socket.gethostname()}~{dead.pid}~deadbeef")
     with pytest.raises(PartitionNotFound):
         lake.manifest("catalog", KEY)
     lake.write("catalog", {"run_date": "2026-11-22"}, {"items": _items(1)}, config_hash="2")

@@ -67,7 +67,7 @@ def test_hard_cases_are_present(items: pl.DataFrame, wikidata: ox.Store):
     assert "Dark Knight, The" in titles                                         # trailing article
     remakes = items.group_by("title").agg(pl.col("year").n_unique().alias("years")).filter(pl.col("years") > 1)
     assert {"Psycho", "Ocean's Eleven", "Scarface"} <= set(remakes["title"])     # same title, other years
-    psycho = _films(wikidata, f'FILTER(str(?label) = "Psycho")')
+    psycho = _films(wikidata, 'FILTER(str(?label) = "Psycho")')
     assert sorted(f["date"][:4] for f in psycho) == ["1960", "1998"]
     no_imdb = items.filter(pl.col("imdb_id").is_null())
     assert "Metropolis" in no_imdb["title"].to_list()                            # catalog row without IMDb id
