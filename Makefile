@@ -8,12 +8,13 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 KGREC  := $(VENV)/bin/kgrec
 STAMP  := $(VENV)/.kgrec-setup
 
-.PHONY: setup run test lock sample clean help
+.PHONY: setup run test bench lock sample clean help
 
 help:
 	@echo "make run    set up (first time) and run the pipeline end to end on the current profile (default: sample)"
 	@echo "make test   set up (first time) and run the test suite"
 	@echo "make setup  create .venv and install the pinned dependencies (idempotent)"
+	@echo "make bench  run the benchmark scripts in bench/ (needs ../shared/data)"
 	@echo "make lock   re-pin requirements.lock from the current .venv"
 	@echo "make sample rebuild data/sample from data/sample/films.toml"
 	@echo "make clean  remove var/ (the lake, mirrors, warehouse); keeps .venv"
@@ -34,6 +35,9 @@ run: setup
 
 test: setup
 	$(PY) -m pytest
+
+bench: setup
+	$(PY) bench/extract.py
 
 # Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
 lock:

@@ -25,6 +25,21 @@ INTERACTIONS = pa.schema(
     ]
 )
 
+# One RDF statement as an endpoint returned it, with where and when it was fetched.
+RAW_TRIPLES = pa.schema(
+    [
+        pa.field("subject", pa.string(), nullable=False),
+        pa.field("predicate", pa.string(), nullable=False),
+        pa.field("object", pa.string(), nullable=False),
+        pa.field("object_kind", pa.string(), nullable=False),  # "iri" | "literal"
+        pa.field("lang", pa.string()),
+        pa.field("datatype", pa.string()),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("query_hash", pa.string(), nullable=False),
+        pa.field("fetched_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+
 # Rows a loader could not use, with the file and line they came from.
 REJECTS = pa.schema(
     [

@@ -18,9 +18,13 @@ log = logging.getLogger("kgrec")
 
 def main(argv: Sequence[str] | None = None) -> int:
     from kg_build.catalog import CatalogError
+    from kg_build.query import QueryError
+    from kg_build.sources import SourceDefinitionError
+    from kg_build.sparql import SparqlError
     from pipeline.lake import LakeError
     from pipeline.mirror import MirrorError
     from pipeline.settings import ConfigError
+    from pipeline.steps.extract import ExtractError
 
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -33,7 +37,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"kgrec: {exc}", file=sys.stderr)
         return 2
-    except (MirrorError, CatalogError, LakeError) as exc:
+    except (
+        MirrorError, CatalogError, LakeError, ExtractError, SparqlError, QueryError, SourceDefinitionError,
+        UsageError,
+    ) as exc:
         print(f"kgrec: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -67,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
         step_parser = sub.add_parser(name, help=doc.split(": ", 1)[-1].rstrip("."))
         _date_arg(step_parser)
         step_parser.set_defaults(handler=_cmd_step, step=name)
+        if name == "extract":
+            _extract_args(step_parser)
 
     mirror = sub.add_parser("mirror", help="local SPARQL mirrors (oxigraph on 127.0.0.1)")
     msub = mirror.add_subparsers(title="actions", metavar="ACTION", required=True)
@@ -94,6 +103,20 @@ def _parser() -> argparse.ArgumentParser:
     lake.add_argument("dataset", nargs="*")
     lake.set_defaults(handler=_cmd_lake)
     return parser
+
+
+def _extract_args(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Without --source: the pipeline step (every configured source, candidates then facts as configured). "
+        "With --source: one source, standalone: the candidate pull, or with --entities the fact pull for "
+        "the listed IRIs; the other table of the partition is kept."
+    )
+    parser.add_argument("--source", help="a configured source or a defined one (wikidata, dbpedia)")
+    parser.add_argument("--domain", help="a domain of the source definitions (default extract.domain: films)")
+    parser.add_argument("--endpoint", help="SPARQL endpoint URL (default: the source's, from the profile)")
+    parser.add_argument("--entities", type=Path, metavar="FILE", help="pull facts for these IRIs (one per line)")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="lake root to write to (default $KGREC_HOME/lake)")
+    parser.set_defaults(handler=_cmd_extract)
 
 
 def _date_arg(parser: argparse.ArgumentParser) -> None:
@@ -158,6 +181,33 @@ def _cmd_step(args: argparse.Namespace) -> int:
     result = STEPS[args.step](_settings(args), _run_date(args))
     print(result.summary() if hasattr(result, "summary") else result)
     return 0
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    from kg_build.extract import read_entity_file
+    from pipeline.steps.extract import extract, extract_source
+
+    settings = _settings(args)
+    run_date = _run_date(args)
+    if args.source is None:
+        if any((args.domain, args.endpoint, args.entities, args.out)):
+            raise UsageError("--domain, --endpoint, --entities and --out need --source")
+        print(extract(settings, run_date).summary())
+        return 0
+    try:
+        entities = read_entity_file(args.entities) if args.entities else None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    result = extract_source(
+        settings, run_date, args.source, domain=args.domain, endpoint=args.endpoint, entities=entities,
+        candidates=entities is None, facts=entities is not None, lake_root=args.out,
+    )
+    print(result.line())
+    return 0
+
+
+class UsageError(ValueError):
+    """Bad command-line input (an entity file with invalid IRIs, a flag without the one it needs)."""
 
 
 def _cmd_mirror(args: argparse.Namespace) -> int:

@@ -178,11 +178,13 @@ class Lake:
         inputs: Iterable[Mapping[str, Any]] = (),
         extra: Mapping[str, Any] | None = None,
         schemas: Mapping[str, pa.Schema] | None = None,
+        carry_over: Iterable[str] = (),
     ) -> Manifest:
         """Write ``{name: table}`` as one partition, replacing any previous one atomically.
 
         Tables may be Arrow tables, polars frames, or iterables of record batches (streamed, for
         data larger than memory). ``schemas`` casts named tables to a contract schema first.
+        ``carry_over`` names tables of the current partition to keep as they are (when present).
         """
         if not tables:
             raise LakeError(f"{dataset}/{partition_name(key)}: nothing to write")
@@ -196,7 +198,8 @@ class Lake:
         staging = f"{base}/{STAGING}/{_owner_tag(partition_name(key))}"
         self.fs.create_dir(staging, recursive=True)
         try:
-            files = {
+            files = self._carry_over(dataset, key, [n for n in carry_over if n not in tables], staging)
+            files |= {
                 name: self._write_table(f"{staging}/{name}.parquet", table, (schemas or {}).get(name))
                 for name, table in tables.items()
             }
@@ -245,6 +248,20 @@ class Lake:
         meta = pq.read_metadata(path, filesystem=self.fs)
         digest, size = self._hash(path)
         return FileEntry(rows=meta.num_rows, bytes=size, sha256=digest, columns=meta.schema.names)
+
+    def _carry_over(self, dataset: str, key: Mapping[str, str], names: list[str], staging: str) -> dict[str, FileEntry]:
+        if not names:
+            return {}
+        try:
+            current = self.manifest(dataset, key)
+        except PartitionNotFound:
+            return {}
+        kept = {}
+        for name in names:
+            if name in current.files:
+                self.fs.copy_file(f"{self.partition_path(dataset, key)}/{name}.parquet", f"{staging}/{name}.parquet")
+                kept[name] = current.files[name]
+        return kept
 
     def _swap_in(self, staging: str, final: str, base: str) -> None:
         exists = self.fs.get_file_info(final).type == pafs.FileType.Directory

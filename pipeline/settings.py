@@ -31,6 +31,7 @@ from pydantic import (
     model_validator,
 )
 
+from kg_build.sources import SourceDefinitionError, load_definitions
 from pipeline import __version__
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -65,7 +66,7 @@ class MirrorSettings(_Model):
 class SourceSettings(_Model):
     """A SPARQL source. ``endpoint`` defaults to the local mirror when one is configured."""
 
-    kind: Literal["wikidata", "dbpedia"]
+    kind: str = Field(description="a source of the definitions file (wikidata, dbpedia)")
     endpoint: str | None = None
     mirror: MirrorSettings | None = None
 
@@ -82,13 +83,7 @@ class SourceSettings(_Model):
 
     @property
     def is_local(self) -> bool:
-        host = urlsplit(self.endpoint or "").hostname or ""
-        if host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(host).is_loopback
-        except ValueError:
-            return False
+        return is_loopback(self.endpoint or "")
 
 
 class SyntheticSettings(_Model):
@@ -113,6 +108,31 @@ class CatalogSettings(_Model):
         "synthetic: seeded synthetic users; none; or a CSV path (user_id,item_id,weight[,ts])",
     )
     synthetic: SyntheticSettings = SyntheticSettings()
+
+
+class ExtractSettings(_Model):
+    """The SPARQL extraction stage: what to pull, in what batches, and how politely."""
+
+    domain: str = Field(default="films", description="a domain of the source definitions (films, music-artists)")
+    definitions: ProjectPath | None = Field(default=None, description="source definitions TOML; default kg_build's")
+    fact_entities: Literal["candidates", "aligned", "none"] = Field(
+        default="candidates",
+        description="whose facts to pull: every candidate, the aligned items (needs an alignment), or none",
+    )
+    depth: int = Field(default=1, ge=1, le=2)
+    per_entity_cap: int = Field(default=100, ge=1, description="second hop: statements pulled per hub, at most")
+    batch_size: int = Field(default=200, ge=1, le=5000)
+    page_size: int = Field(default=10_000, ge=10)
+    languages: list[str] = Field(default=["en"], min_length=1)
+    concurrency: int = Field(default=1, ge=1, le=16)
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=6, ge=0)
+    backoff_s: float = Field(default=1.0, ge=0)
+    backoff_max_s: float = Field(default=120.0, ge=0)
+    max_retry_after_s: float = Field(default=600.0, ge=0)
+    min_interval_s: float = Field(default=0.0, ge=0, description="least time between two requests to a source")
+    query_budget: int | None = Field(default=None, ge=1, description="requests per source and run, at most")
+    cache_days: int = Field(default=7, ge=0, description="keep cached query results of this many past run dates")
 
 
 class WarehouseSettings(_Model):
@@ -144,6 +164,7 @@ class Settings(_Model):
     )
     catalog: CatalogSettings
     sources: dict[str, SourceSettings] = Field(min_length=1)
+    extract: ExtractSettings = ExtractSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
 
     @model_validator(mode="after")
@@ -157,7 +178,25 @@ class Settings(_Model):
         if self.warehouse.url is None:
             url = f"duckdb:///{self.home / 'warehouse.duckdb'}"
             object.__setattr__(self, "warehouse", WarehouseSettings(url=url))
+        self._check_definitions()
         return self
+
+    def _check_definitions(self) -> None:
+        try:
+            definitions = load_definitions(self.extract.definitions)
+        except SourceDefinitionError as exc:
+            raise ValueError(f"extract.definitions: {exc}") from None
+        for name, src in self.sources.items():
+            if src.kind not in definitions:
+                raise ValueError(
+                    f"sources.{name}.kind: {src.kind!r} is not defined (defined: {', '.join(sorted(definitions))})"
+                )
+            domains = definitions[src.kind].domains
+            if self.extract.domain not in domains:
+                raise ValueError(
+                    f"extract.domain: {self.extract.domain!r} is not a domain of source {src.kind} "
+                    f"(it has: {', '.join(sorted(domains))})"
+                )
 
     @property
     def lake_root(self) -> Path:
@@ -172,6 +211,17 @@ class Settings(_Model):
         data = self.model_dump(mode="json")
         data["warehouse"]["url"] = redact_url(data["warehouse"]["url"])
         return data
+
+
+def is_loopback(url: str) -> bool:
+    """Does ``url`` point at this machine (localhost, 127.0.0.0/8, ::1)?"""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def redact_url(url: str) -> str:

@@ -45,3 +45,43 @@ def kgrec(*args: str, env: dict[str, str] | None = None, timeout: float = 300) -
     exe = Path(sys.executable).with_name("kgrec")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("KGREC_")} | (env or {})
     return subprocess.run([str(exe), *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def serve_mirror(tmp_path_factory: pytest.TempPathFactory):
+    """Start (once per session) a real oxigraph mirror over files; returns its endpoint."""
+    from pipeline import mirror
+
+    home = tmp_path_factory.mktemp("mirrors")
+    endpoints: dict[str, str] = {}
+
+    def serve(name: str, files: list[Path | str]) -> str:
+        if name not in endpoints:
+            spec = mirror.MirrorSpec(name, free_port(), mirror.expand_files(files))
+            mirror.start(spec, home)
+            endpoints[name] = spec.endpoint
+        return endpoints[name]
+
+    yield serve
+    for name in endpoints:
+        mirror.stop(home, name)
+
+
+@pytest.fixture(scope="session")
+def sample_wikidata(serve_mirror) -> str:
+    return serve_mirror("sample-wikidata", [SAMPLE / "mirror" / "wikidata.nt"])
+
+
+@pytest.fixture(scope="session")
+def shared_wikidata(serve_mirror, shared_data: Path) -> str:
+    return serve_mirror("shared-wikidata", sorted((shared_data / "wikidata-movielens-small").glob("*.nt.gz")))
+
+
+@pytest.fixture(scope="session")
+def shared_dbpedia(serve_mirror, shared_data: Path) -> str:
+    return serve_mirror("shared-dbpedia", sorted((shared_data / "dbpedia-movielens-1m").glob("*.nt.gz")))
+
+
+@pytest.fixture(scope="session")
+def shared_dbpedia_music(serve_mirror, shared_data: Path) -> str:
+    return serve_mirror("shared-dbpedia-music", sorted((shared_data / "dbpedia-lastfm-hetrec").glob("*.nt.gz")))

@@ -11,10 +11,12 @@ from datetime import date
 from typing import Any
 
 from pipeline.settings import Settings
+from pipeline.steps.extract import extract
 from pipeline.steps.ingest import ingest
 
 Step = Callable[[Settings, date], Any]
 
 STEPS: dict[str, Step] = {
     "ingest": ingest,
+    "extract": extract,
 }

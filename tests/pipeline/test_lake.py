@@ -63,6 +63,18 @@ def test_rewrite_replaces_the_partition_and_leaves_no_staging(tmp_path: Path):
     assert lake.partitions("catalog") == [KEY]
 
 
+def test_carry_over_keeps_named_tables_of_the_current_partition(tmp_path: Path):
+    lake = Lake(tmp_path)
+    lake.write("raw_triples", KEY, {"candidates": _items(3), "facts": _items(1)}, config_hash="1")
+    lake.write("raw_triples", KEY, {"facts": _items(5)}, config_hash="2", carry_over=["candidates"])
+    assert lake.manifest("raw_triples", KEY).row_counts == {"candidates": 3, "facts": 5}
+    assert lake.read("raw_triples", KEY, "candidates").equals(_items(3))
+    lake.verify("raw_triples", KEY)
+    other = {"run_date": "2026-11-22"}  # nothing to carry over on a new date
+    lake.write("raw_triples", other, {"facts": _items(2)}, config_hash="3", carry_over=["candidates"])
+    assert lake.manifest("raw_triples", other).row_counts == {"facts": 2}
+
+
 def test_two_rename_fallback_when_the_filesystem_cannot_exchange(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     # As on a filesystem without renameat2(RENAME_EXCHANGE): the fallback path must give the same result.
     monkeypatch.setattr(lake_mod, "_rename_exchange", lambda a, b: False)
