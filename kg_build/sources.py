@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kg_build import query as q
+from kg_build.align.normalize import KINDS
 
 DEFAULT_DEFINITIONS = Path(__file__).resolve().parent / "sources.toml"
 
@@ -35,6 +36,7 @@ class Domain:
     years: tuple[str, ...]
     external_ids: dict[str, str]
     relations: dict[str, str]  # name -> term
+    kinds: tuple[str, ...] = ()  # disambiguator kinds an entity may carry ("film"); others are not candidates
 
     @property
     def attribute_terms(self) -> tuple[str, ...]:
@@ -95,6 +97,7 @@ def _domain(name: str, spec: dict, prefixes: dict[str, str], where: str) -> Doma
         years = tuple(spec.get("years", ()))
         ids = dict(spec.get("external_ids", {}))
         relations = dict(spec["relations"])
+        kinds = tuple(spec.get("kinds", ()))
         for value in (*years, *ids.values(), *relations.values()):
             q.term(value, prefixes)
     except KeyError as exc:
@@ -103,4 +106,9 @@ def _domain(name: str, spec: dict, prefixes: dict[str, str], where: str) -> Doma
         raise SourceDefinitionError(f"{where}: {exc}") from None
     if not relations:
         raise SourceDefinitionError(f"{where}: relations must name at least one property")
-    return Domain(name=name, candidates=rules, years=years, external_ids=ids, relations=relations)
+    unknown = sorted(set(kinds) - set(KINDS.values()))
+    if unknown:
+        raise SourceDefinitionError(
+            f"{where}: unknown kinds {', '.join(unknown)} (known: {', '.join(sorted(set(KINDS.values())))})"
+        )
+    return Domain(name=name, candidates=rules, years=years, external_ids=ids, relations=relations, kinds=kinds)

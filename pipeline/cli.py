@@ -17,6 +17,9 @@ log = logging.getLogger("kgrec")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from kg_build.align.aligner import AlignError
+    from kg_build.align.evaluate import GoldError
+    from kg_build.align.manual import OverridesError
     from kg_build.catalog import CatalogError
     from kg_build.query import QueryError
     from kg_build.sources import SourceDefinitionError
@@ -39,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (
         MirrorError, CatalogError, LakeError, ExtractError, SparqlError, QueryError, SourceDefinitionError,
-        UsageError,
+        UsageError, AlignError, OverridesError, GoldError,
     ) as exc:
         print(f"kgrec: error: {exc}", file=sys.stderr)
         return 1
@@ -76,6 +79,19 @@ def _parser() -> argparse.ArgumentParser:
         step_parser.set_defaults(handler=_cmd_step, step=name)
         if name == "extract":
             _extract_args(step_parser)
+        if name == "align":
+            _align_args(step_parser)
+
+    evaluate = sub.add_parser("align-eval", help="grade alignment links against gold links",
+                              description="Precision, recall and F1 of the accepted links, overall and per "
+                              "method, and the wrong links. Only items with a gold entity are graded.")
+    evaluate.add_argument("--links", type=Path, required=True, help="links.parquet to grade")
+    evaluate.add_argument("--gold", type=Path, required=True,
+                          help="gold CSV (item_id,entity_iri[,source]) or a links.parquet whose --gold-method "
+                          "links are gold")
+    evaluate.add_argument("--gold-method", default="exact_id", help="with a links.parquet gold (default exact_id)")
+    evaluate.add_argument("--show", type=int, default=20, help="wrong and missed links to print (default 20)")
+    evaluate.set_defaults(handler=_cmd_align_eval)
 
     mirror = sub.add_parser("mirror", help="local SPARQL mirrors (oxigraph on 127.0.0.1)")
     msub = mirror.add_subparsers(title="actions", metavar="ACTION", required=True)
@@ -117,6 +133,25 @@ def _extract_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--entities", type=Path, metavar="FILE", help="pull facts for these IRIs (one per line)")
     parser.add_argument("--out", type=Path, metavar="DIR", help="lake root to write to (default $KGREC_HOME/lake)")
     parser.set_defaults(handler=_cmd_extract)
+
+
+def _align_args(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Without --catalog: the pipeline step (the run date's catalog against every configured source's "
+        "candidates in the lake). With --catalog: standalone, a catalog file against candidates pulled now "
+        "from --endpoint, written to --out."
+    )
+    parser.add_argument("--catalog", type=Path, metavar="PATH", help="the catalog file (movies.csv, movies.dat, "
+                        "artists.dat, a CSV with item_id,title[,year,imdb_id])")
+    parser.add_argument("--catalog-format", choices=["sample", "movielens", "movielens-1m", "hetrec-artists", "csv"])
+    parser.add_argument("--source", help="wikidata or dbpedia (or a source of the profile)")
+    parser.add_argument("--domain", help="films or music-artists (default extract.domain)")
+    parser.add_argument("--endpoint", help="SPARQL endpoint URL (default: the source's, from the profile)")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="links.parquet to write (review, report and "
+                        "histogram beside it)")
+    parser.add_argument("--no-exact-id", action="store_true", help="switch the external-id matcher off")
+    parser.add_argument("--overrides", type=Path, metavar="CSV", help="overrides file (item_id,entity_iri,note)")
+    parser.set_defaults(handler=_cmd_align)
 
 
 def _date_arg(parser: argparse.ArgumentParser) -> None:
@@ -203,6 +238,47 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         candidates=entities is None, facts=entities is not None, lake_root=args.out,
     )
     print(result.line())
+    return 0
+
+
+def _cmd_align(args: argparse.Namespace) -> int:
+    from pipeline.steps.align import align, align_catalog
+
+    settings = _settings(args)
+    standalone = (args.catalog_format, args.source, args.endpoint, args.out, args.overrides, args.no_exact_id)
+    if args.catalog is None:
+        if any(standalone):
+            raise UsageError("--catalog-format, --source, --endpoint, --out, --overrides and --no-exact-id "
+                             "need --catalog")
+        print(align(settings, _run_date(args)).summary())
+        return 0
+    missing = [flag for flag, value in (("--catalog-format", args.catalog_format), ("--source", args.source),
+                                        ("--out", args.out)) if value is None]
+    if missing:
+        raise UsageError(f"--catalog needs {', '.join(missing)}")
+    result = align_catalog(
+        settings, catalog=args.catalog, catalog_format=args.catalog_format, source=args.source,
+        domain=args.domain or settings.extract.domain, endpoint=args.endpoint, out=args.out,
+        exact_id=not args.no_exact_id, overrides=args.overrides,
+    )
+    print(result.summary())
+    return 0
+
+
+def _cmd_align_eval(args: argparse.Namespace) -> int:
+    import polars as pl
+
+    from kg_build.align.evaluate import evaluate, read_gold
+
+    if not args.links.is_file():
+        raise UsageError(f"links file {args.links} does not exist")
+    result = evaluate(pl.read_parquet(args.links), read_gold(args.gold, method=args.gold_method))
+    print(result.table())
+    with pl.Config(tbl_rows=args.show, fmt_str_lengths=60, tbl_width_chars=200, tbl_hide_dataframe_shape=True):
+        for name, frame in (("wrong links", result.wrong), ("missed gold items", result.missed)):
+            if frame.height:
+                print(f"\n{name} ({frame.height:,}, first {min(args.show, frame.height)}):")
+                print(frame.head(args.show))
     return 0
 
 

@@ -83,6 +83,7 @@ class Manifest:
     files: dict[str, FileEntry]
     inputs: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    attachments: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> bytes, sha256
 
     @property
     def row_counts(self) -> dict[str, int]:
@@ -179,18 +180,25 @@ class Lake:
         extra: Mapping[str, Any] | None = None,
         schemas: Mapping[str, pa.Schema] | None = None,
         carry_over: Iterable[str] = (),
+        attachments: Mapping[str, bytes] | None = None,
     ) -> Manifest:
         """Write ``{name: table}`` as one partition, replacing any previous one atomically.
 
         Tables may be Arrow tables, polars frames, or iterables of record batches (streamed, for
         data larger than memory). ``schemas`` casts named tables to a contract schema first.
         ``carry_over`` names tables of the current partition to keep as they are (when present).
+        ``attachments`` are other files for people (``review.csv``, ``report.html``), written and
+        swapped in with the tables and recorded in the manifest.
         """
         if not tables:
             raise LakeError(f"{dataset}/{partition_name(key)}: nothing to write")
-        for name in tables:
+        attachments = dict(attachments or {})
+        for name in [*(f"{t}.parquet" for t in tables), *attachments]:
             if not _FILE.match(name) or name.startswith("_"):
                 raise LakeError(f"{dataset}: bad file name {name!r}")
+        clash = [a for a in attachments if a.endswith(".parquet") and a.removesuffix(".parquet") in tables]
+        if clash:
+            raise LakeError(f"{dataset}: attachment {clash[0]!r} would overwrite a table")
         final = self.partition_path(dataset, key)
         base = self.dataset_path(dataset)
         self._recover(dataset)
@@ -203,6 +211,11 @@ class Lake:
                 name: self._write_table(f"{staging}/{name}.parquet", table, (schemas or {}).get(name))
                 for name, table in tables.items()
             }
+            attached = {}
+            for name, blob in attachments.items():
+                with self.fs.open_output_stream(f"{staging}/{name}") as fh:
+                    fh.write(blob)
+                attached[name] = {"bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
             manifest = Manifest(
                 dataset=dataset,
                 partition={k: str(v) for k, v in key.items()},
@@ -212,6 +225,7 @@ class Lake:
                 files=files,
                 inputs=[dict(i) for i in inputs],
                 extra=dict(extra or {}),
+                attachments=attached,
             )
             self._write_text(f"{staging}/{MANIFEST}", manifest.to_json())
             self._sync_dir(staging)
@@ -288,6 +302,14 @@ class Lake:
         except FileNotFoundError:
             raise PartitionNotFound(f"{dataset}/{partition_name(key)} does not exist in {self.root}") from None
 
+    def attachment(self, dataset: str, key: Mapping[str, str], name: str) -> bytes:
+        """The bytes of an attachment (``review.csv``) of a complete partition."""
+        manifest = self.manifest(dataset, key)
+        if name not in manifest.attachments:
+            raise LakeError(f"{dataset}/{partition_name(key)} has no attachment {name!r}")
+        with self.fs.open_input_stream(f"{self.partition_path(dataset, key)}/{name}") as fh:
+            return fh.read()
+
     def read(self, dataset: str, key: Mapping[str, str], name: str) -> pl.DataFrame:
         """Read one table of a complete partition."""
         manifest = self.manifest(dataset, key)
@@ -312,10 +334,12 @@ class Lake:
     def verify(self, dataset: str, key: Mapping[str, str]) -> None:
         """Check every file against the manifest's sha256; raise LakeError naming the first mismatch."""
         manifest = self.manifest(dataset, key)
-        for name, entry in manifest.files.items():
-            digest, _ = self._hash(f"{self.partition_path(dataset, key)}/{name}.parquet")
-            if digest != entry.sha256:
-                raise LakeError(f"{dataset}/{partition_name(key)}/{name}.parquet does not match its manifest")
+        expected = {f"{name}.parquet": entry.sha256 for name, entry in manifest.files.items()}
+        expected |= {name: entry["sha256"] for name, entry in manifest.attachments.items()}
+        for name, sha256 in expected.items():
+            digest, _ = self._hash(f"{self.partition_path(dataset, key)}/{name}")
+            if digest != sha256:
+                raise LakeError(f"{dataset}/{partition_name(key)}/{name} does not match its manifest")
 
     # -- publish -------------------------------------------------------------------------
     def publish(self, dataset: str, key: Mapping[str, str]) -> None:

@@ -135,6 +135,34 @@ class ExtractSettings(_Model):
     cache_days: int = Field(default=7, ge=0, description="keep cached query results of this many past run dates")
 
 
+class AlignSettings(_Model):
+    """Catalog-to-KG alignment: which matchers, and the thresholds that turn scores into decisions."""
+
+    matchers: list[Literal["exact_id", "exact_label", "fuzzy", "embedding"]] = Field(
+        default=["exact_id", "exact_label", "fuzzy", "embedding"], min_length=1,
+        description="the cascade, in this order; manual overrides are always applied last",
+    )
+    accept: float = Field(default=0.9, ge=0, le=1, description="least score of an accepted link")
+    review: float = Field(default=0.6, ge=0, le=1, description="least score of an ambiguous link (for review)")
+    min_margin: float = Field(default=0.05, ge=0, le=1, description="least lead over the runner-up to accept")
+    year_tolerance: int = Field(default=1, ge=0, le=5, description="years apart that still match")
+    fuzzy_scorer: Literal["ratio", "token_sort_ratio", "token_set_ratio", "WRatio", "QRatio"] = "token_sort_ratio"
+    fuzzy_cutoff: float = Field(default=0.85, ge=0, le=1)
+    embedding_cutoff: float = Field(default=0.85, ge=0, le=1)
+    top_k: int = Field(default=10, ge=1, le=100, description="nearest entity names per item name")
+    overrides: ProjectPath | None = Field(
+        default=None, description="curated overrides CSV; default <home>/alignment/overrides.csv"
+    )
+
+    @model_validator(mode="after")
+    def _order(self) -> AlignSettings:
+        if self.review > self.accept:
+            raise ValueError(f"review ({self.review}) must not exceed accept ({self.accept})")
+        if len(set(self.matchers)) != len(self.matchers):
+            raise ValueError("a matcher is listed twice")
+        return self
+
+
 class WarehouseSettings(_Model):
     """SQLAlchemy URL of the warehouse; default ``duckdb:///<home>/warehouse.duckdb``."""
 
@@ -165,6 +193,7 @@ class Settings(_Model):
     catalog: CatalogSettings
     sources: dict[str, SourceSettings] = Field(min_length=1)
     extract: ExtractSettings = ExtractSettings()
+    align: AlignSettings = AlignSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
 
     @model_validator(mode="after")
@@ -201,6 +230,10 @@ class Settings(_Model):
     @property
     def lake_root(self) -> Path:
         return self.home / "lake"
+
+    @property
+    def overrides_path(self) -> Path:
+        return self.align.overrides or self.home / "alignment" / "overrides.csv"
 
     @property
     def user_agent(self) -> str:

@@ -6,16 +6,16 @@ from pathlib import Path
 
 import polars as pl
 
-from kg_build.catalog.base import Catalog, finish_interactions, finish_items
+from kg_build.catalog.base import Catalog, finish_interactions, finish_items, no_interactions
 from kg_build.catalog.lines import int_id, read_delimited, reject_if, reject_non_int
 
 ARTIST_COLUMNS = ["id", "name", "url", "pictureURL"]
 PLAY_COLUMNS = ["userID", "artistID", "weight"]
 
 
-def load_lastfm(folder: Path) -> Catalog:
+def load_lastfm(folder: Path, *, items_file: str = "artists.dat", interactions: bool = True) -> Catalog:
     """Artists become items (no year, no IMDb id; ``url`` kept); play counts become ``weight``."""
-    artists_path, plays_path = folder / "artists.dat", folder / "user_artists.dat"
+    artists_path, plays_path = folder / items_file, folder / "user_artists.dat"
     parsed = read_delimited(artists_path, ARTIST_COLUMNS, sep="\t", header=ARTIST_COLUMNS)
     rows, bad_ids = reject_non_int(parsed.rows, artists_path, "id")
     rows = rows.with_columns(
@@ -25,6 +25,9 @@ def load_lastfm(folder: Path) -> Catalog:
         pl.lit(None, pl.String).alias("imdb_id"),
     ).select("line", "raw", "item_id", "title", "year", "imdb_id", "url")
     items, checks = finish_items(rows, artists_path, "artist id")
+    if not interactions:
+        return Catalog(folder.name, items, no_interactions(), pl.concat([parsed.rejects, bad_ids, *checks]),
+                       [artists_path])
 
     plays = read_delimited(plays_path, PLAY_COLUMNS, sep="\t", header=PLAY_COLUMNS)
     rows, bad_user = reject_non_int(plays.rows, plays_path, "userID")

@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 _TITLE_YEAR = r"^(.*?)\s*\((\d{4})(?:[-\u2013]\d{0,4})?\)\s*$"
 
 
-def load_movielens(folder: Path) -> Catalog:
-    """ml-latest-small style: movies.csv, links.csv (IMDb ids), ratings.csv."""
-    movies_path, links_path, ratings_path = folder / "movies.csv", folder / "links.csv", folder / "ratings.csv"
+def load_movielens(folder: Path, *, items_file: str = "movies.csv", interactions: bool = True) -> Catalog:
+    """ml-latest-small style: movies.csv, links.csv (IMDb ids), ratings.csv (unless ``interactions=False``)."""
+    movies_path, links_path, ratings_path = folder / items_file, folder / "links.csv", folder / "ratings.csv"
     parsed = read_delimited(
         movies_path, ["movieId", "title", "genres"], sep=",", header=["movieId", "title", "genres"], quoted=True
     )
@@ -40,35 +40,35 @@ def load_movielens(folder: Path) -> Catalog:
     else:
         log.warning("%s not found: items have no IMDb ids", links_path)
 
-    interactions = no_interactions()
-    if ratings_path.is_file():
-        interactions, rating_rejects = _ratings(
+    interaction_log = no_interactions()
+    if interactions and ratings_path.is_file():
+        interaction_log, rating_rejects = _ratings(
             ratings_path, items, ["userId", "movieId", "rating", "timestamp"], sep=",", encoding="utf-8"
         )
         rejects += rating_rejects
         inputs.append(ratings_path)
-    return Catalog(folder.name, items, interactions, pl.concat(rejects), inputs)
+    return Catalog(folder.name, items, interaction_log, pl.concat(rejects), inputs)
 
 
-def load_movielens_1m(folder: Path) -> Catalog:
+def load_movielens_1m(folder: Path, *, items_file: str = "movies.dat", interactions: bool = True) -> Catalog:
     """MovieLens-1M: movies.dat (``MovieID::Title::Genres``, ISO-8859-1) and ratings.dat when present."""
-    movies_path, ratings_path = folder / "movies.dat", folder / "ratings.dat"
+    movies_path, ratings_path = folder / items_file, folder / "ratings.dat"
     parsed = read_delimited(movies_path, ["movieId", "title", "genres"], sep="::", encoding="iso-8859-1")
     rows, bad_ids = reject_non_int(parsed.rows, movies_path, "movieId")
     items, checks = finish_items(_movie_columns(rows), movies_path, "movieId")
     rejects = [parsed.rejects, bad_ids, *checks]
     inputs = [movies_path]
-    interactions = no_interactions()
-    if ratings_path.is_file():
-        interactions, rating_rejects = _ratings(
+    interaction_log = no_interactions()
+    if interactions and ratings_path.is_file():
+        interaction_log, rating_rejects = _ratings(
             ratings_path, items, ["userId", "movieId", "rating", "timestamp"], sep="::",
             encoding="iso-8859-1", header=False,
         )
         rejects += rating_rejects
         inputs.append(ratings_path)
-    else:
+    elif interactions:
         log.warning("%s not found: MovieLens-1M loads without interactions", ratings_path)
-    return Catalog(folder.name, items, interactions, pl.concat(rejects), inputs)
+    return Catalog(folder.name, items, interaction_log, pl.concat(rejects), inputs)
 
 
 def _movie_columns(rows: pl.DataFrame) -> pl.DataFrame:

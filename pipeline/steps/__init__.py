@@ -11,7 +11,8 @@ from datetime import date
 from typing import Any
 
 from pipeline.settings import Settings
-from pipeline.steps.extract import extract
+from pipeline.steps.align import align
+from pipeline.steps.extract import extract, extract_facts
 from pipeline.steps.ingest import ingest
 
 Step = Callable[[Settings, date], Any]
@@ -19,4 +20,6 @@ Step = Callable[[Settings, date], Any]
 STEPS: dict[str, Step] = {
     "ingest": ingest,
     "extract": extract,
+    "align": align,
+    "extract_facts": extract_facts,
 }

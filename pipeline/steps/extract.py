@@ -60,8 +60,37 @@ class ExtractResult:
 
 
 def extract(settings: Settings, run_date: date) -> ExtractResult:
-    """Candidates and facts from every configured source (the pipeline's ``extract`` step)."""
-    return ExtractResult([extract_source(settings, run_date, name) for name in settings.sources])
+    """Candidates (and their facts, unless facts wait for the alignment) from every configured source."""
+    facts = settings.extract.fact_entities == "candidates"
+    return ExtractResult([extract_source(settings, run_date, name, facts=facts) for name in settings.sources])
+
+
+def extract_facts(settings: Settings, run_date: date) -> ExtractResult:
+    """Facts of the aligned items from every source, once ``align`` has run (``fact_entities = "aligned"``).
+
+    With ``fact_entities`` ``candidates`` or ``none`` the ``extract`` step did all there is to do.
+    """
+    if settings.extract.fact_entities != "aligned":
+        log.info("extract_facts: nothing to do (extract.fact_entities is %r)", settings.extract.fact_entities)
+        return ExtractResult([])
+    return ExtractResult([
+        extract_source(settings, run_date, name, candidates=False, facts=True) for name in settings.sources
+    ])
+
+
+def pull_candidates(
+    settings: Settings, source: str, *, domain: str, endpoint: str | None, workdir: Path
+) -> pl.DataFrame:
+    """The candidate pull of one source on the spot (raw triples), for a standalone alignment."""
+    definition, cfg_endpoint = _source(settings, source)
+    dom = definition.domain(domain)
+    client = _client(settings, endpoint or cfg_endpoint)
+    try:
+        client.check()
+    except Exception as exc:
+        raise ExtractError(f"{exc}: check the endpoint URL and that the server is up") from None
+    extractor = Extractor(definition, dom, client, QueryCache(workdir), _pull_settings(settings))
+    return extractor.candidate_triples(extractor.candidates())
 
 
 def extract_source(

@@ -64,7 +64,7 @@ def load_catalog(cfg: CatalogSettings) -> tuple[Catalog, dict[str, pl.DataFrame]
 
 def ingest(settings: Settings, run_date: date) -> IngestResult:
     catalog, extra_tables = load_catalog(settings.catalog)
-    _report_rejects(catalog)
+    report_rejects(catalog)
     lake = Lake(settings.lake_root)
     key = run_date_key(run_date)
     common = dict(
@@ -91,7 +91,8 @@ def ingest(settings: Settings, run_date: date) -> IngestResult:
     return result
 
 
-def _report_rejects(catalog: Catalog) -> None:
+def report_rejects(catalog: Catalog) -> None:
+    """Log the first quarantined rows (file, line, reason) and how many more there are."""
     if catalog.rejects.is_empty():
         return
     for row in catalog.rejects.head(SHOW_REJECTS).iter_rows(named=True):

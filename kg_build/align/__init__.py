@@ -1,0 +1,1 @@
+"""Alignment of catalog items to knowledge-graph entities."""
