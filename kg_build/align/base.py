@@ -62,13 +62,18 @@ def scored_pairs(
     left: pl.DataFrame, right: pl.DataFrame, i: np.ndarray, j: np.ndarray, similarity: np.ndarray,
     *, year_tolerance: int, cutoff: float = 0.0,
 ) -> pl.DataFrame:
-    """Pairs (``left[i]``, ``right[j]``) of name tables scored as similarity x year x name factors."""
+    """Pairs (``left[i]``, ``right[j]``) of name tables scored as similarity x year x name factors.
+
+    Names with different numbers are no pair, however similar ("Basic Instinct" / "Basic Instinct 2",
+    "Terminator 2" / "The Terminator"): a sequel is another entity.
+    """
     gap = np.abs(left["year"].to_numpy().astype(np.float64)[i] - right["year"].to_numpy().astype(np.float64)[j])
     years = np.where(np.isnan(gap), NO_YEAR,
                      np.where(gap == 0, SAME_YEAR, np.where(gap <= year_tolerance, NEAR_YEAR, 0.0)))
     both_primary = left["primary"].to_numpy()[i] & right["primary"].to_numpy()[j]
     score = similarity * years * np.where(both_primary, 1.0, ALT_NAME)
-    keep = (years > 0) & (score >= cutoff)
+    same_numbers = left["numbers"].to_numpy()[i] == right["numbers"].to_numpy()[j]
+    keep = (years > 0) & (score >= cutoff) & same_numbers
     return pl.DataFrame({
         "item_id": left["id"].to_numpy()[i][keep],
         "entity_iri": right["id"].to_numpy()[j][keep],

@@ -10,7 +10,9 @@ For an item, the first matcher that finds a candidate scoring at least ``review`
 - items no matcher decides are ``unmatched``.
 
 One entity is linked to at most one item: when several accepted links share an entity, the best
-keeps it and the others become ambiguous (a tie leaves all of them ambiguous).
+keeps it and the others become ambiguous. Equal scores are broken by the name spelled exactly as the
+entity's label ("Britney Spears" beats the catalog's duplicate "Britney Spears⊼"), then case aside;
+a tie that is still a tie leaves all of them ambiguous. Every ambiguous link says why (``reason``).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ LINKS = {"item_id": pl.String, "entity_iri": pl.String, "source": pl.String, "me
          "score": pl.Float32, "margin": pl.Float32, "status": pl.String}
 # Beside each link, for the review file and the report.
 DETAILS = {"item_name": pl.String, "entity_name": pl.String, "runner_up_iri": pl.String,
-           "runner_up_name": pl.String, "runner_up_score": pl.Float32}
+           "runner_up_name": pl.String, "runner_up_score": pl.Float32, "reason": pl.String}
 
 
 @dataclass(frozen=True)
@@ -97,23 +99,40 @@ class Cascade:
         ).with_columns(
             pl.when((pl.col("score") >= t.accept) & (pl.col("margin") >= t.min_margin))
             .then(pl.lit("accepted")).otherwise(pl.lit("ambiguous")).alias("status")
+        ).with_columns(
+            pl.when(pl.col("status") == "accepted").then(None)
+            .when(pl.col("score") < t.accept).then(pl.lit("below accept"))
+            .otherwise(pl.lit("close runner-up")).alias("reason")
         )
 
 
 def one_entity_per_item(links: pl.DataFrame) -> pl.DataFrame:
     """Among accepted links sharing an entity the best keeps it; the others (and ties) become ambiguous."""
     accepted = pl.col("status") == "accepted"
-    flagged = links.with_columns(
-        pl.when(accepted).then(pl.col("score")).otherwise(None).alias("_accepted_score")
-    ).with_columns(
-        pl.col("_accepted_score").max().over("entity_iri").alias("_best"),
-        (pl.col("_accepted_score") == pl.col("_accepted_score").max().over("entity_iri")).sum().over("entity_iri")
-        .alias("_ties"),
+    exactness = (
+        pl.when(pl.col("item_name") == pl.col("entity_name")).then(2)
+        .when(pl.col("item_name").str.to_lowercase() == pl.col("entity_name").str.to_lowercase()).then(1)
+        .otherwise(0)
     )
-    lose = accepted & ((pl.col("score") < pl.col("_best")) | (pl.col("_ties") > 1))
+    top = (
+        links.filter(accepted)
+        .with_columns(exactness.alias("_exact"))
+        .filter(pl.col("score") == pl.col("score").max().over("entity_iri"))
+        .filter(pl.col("_exact") == pl.col("_exact").max().over("entity_iri"))
+    )
+    winners = top.group_by("entity_iri").agg(pl.col("item_id").sort().alias("_winners"))
+    flagged = links.join(winners, on="entity_iri", how="left")
+    alone = (pl.col("_winners").list.len() == 1) & (pl.col("_winners").list.first() == pl.col("item_id"))
+    lose = accepted & ~alone
+    tied = pl.col("_winners").list.contains(pl.col("item_id"))
     collisions = flagged.filter(lose).height
     if collisions:
-        log.info("%d accepted links gave way to a better link to the same entity", collisions)
+        log.info("%d accepted links gave way to a better or tied link to the same entity", collisions)
     return flagged.with_columns(
-        pl.when(lose).then(pl.lit("ambiguous")).otherwise(pl.col("status")).alias("status")
-    ).drop("_accepted_score", "_best", "_ties")
+        pl.when(lose).then(pl.lit("ambiguous")).otherwise(pl.col("status")).alias("status"),
+        pl.when(lose & tied)
+        .then(pl.format("tie for this entity with item {}",
+                        pl.col("_winners").list.set_difference(pl.concat_list("item_id")).list.join(", ")))
+        .when(lose).then(pl.format("entity taken by item {}", pl.col("_winners").list.join(", ")))
+        .otherwise(pl.col("reason")).alias("reason"),
+    ).drop("_winners")

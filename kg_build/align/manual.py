@@ -31,8 +31,8 @@ log = logging.getLogger(__name__)
 NONE = "NONE"
 OVERRIDES = {"line": pl.Int64, "item_id": pl.String, "entity_iri": pl.String, "note": pl.String,
              "source": pl.String}
-REVIEW_COLUMNS = ["item_id", "entity_iri", "note", "source", "item_name", "entity_name", "method", "score",
-                  "margin", "runner_up_iri", "runner_up_name", "runner_up_score"]
+REVIEW_COLUMNS = ["item_id", "entity_iri", "note", "source", "reason", "item_name", "entity_name", "method",
+                  "score", "margin", "runner_up_iri", "runner_up_name", "runner_up_score"]
 
 
 class OverridesError(ValueError):
@@ -122,6 +122,7 @@ def manual_links(manual: pl.DataFrame, items: Side, entities: Side, source: str)
             pl.when(is_none).then(pl.lit("unmatched")).otherwise(pl.lit("accepted")).alias("status"),
             pl.coalesce("entity_name", "entity_iri").alias("entity_name"),
             *[pl.lit(None, DETAILS[c]).alias(c) for c in ("runner_up_iri", "runner_up_name", "runner_up_score")],
+            pl.format("override: {}", pl.col("note")).alias("reason"),
         )
         .select(list(LINKS) + list(DETAILS))
         .cast(LINKS | DETAILS)  # type: ignore[arg-type]

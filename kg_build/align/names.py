@@ -2,10 +2,13 @@
 
 Both sides get the same columns, so every matcher compares like with like::
 
-    id, name, norm, core, year (i16, null when unknown), kind (str, null), primary (bool)
+    id, name, norm, core, squash, numbers, year (i16, null when unknown), kind (str, null), primary (bool)
 
 ``primary`` marks the main title / ``rdfs:label`` (alternative titles and ``skos:altLabel`` are
-not primary). A name whose ``norm`` is empty (a title of only punctuation) is dropped.
+not primary). ``numbers`` are the distinct number tokens of ``norm``, sorted (to tell a film from its sequel). A name
+whose ``norm`` is empty (a title of only punctuation) is dropped. A catalog title's parentheses hold
+alternative titles ("Seven (a.k.a. Se7en)"); a KG label's are disambiguators, whether known or
+not ("Alive (1993 film)", "City (Comma) State"): they never make an alternative name.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from kg_build.align.normalize import core, norm, title_parts
+from kg_build.align.normalize import core, norm, squash, title_parts
 
-COLUMNS = ["id", "name", "norm", "core", "year", "kind", "primary"]
+COLUMNS = ["id", "name", "norm", "core", "squash", "numbers", "year", "kind", "primary"]
 
 
 def item_names(items: pl.DataFrame) -> pl.DataFrame:
@@ -64,6 +67,7 @@ def entity_names(
         .agg(pl.col("object").min().alias("prop_year"))
     )
     parts = named.with_columns(title_parts(pl.col("title")).alias("p")).unnest("p")
+    parts = parts.with_columns(pl.lit([], pl.List(pl.String)).alias("alts"))
     parts = parts.join(prop_years, on="id", how="left").with_columns(pl.coalesce("prop_year", "year").alias("year"))
     names = _finish(parts, primary_col="primary")
     id_names = {iri: name for name, iri in external_ids.items()}
@@ -83,6 +87,10 @@ def _finish(parts: pl.DataFrame, primary_col: str | None = None) -> pl.DataFrame
         "id", pl.col("alts").alias("name"), "year", "kind", pl.lit(False).alias("primary")
     ).explode("name")
     names = pl.concat([mains, alts]).drop_nulls("name").with_columns(norm(pl.col("name")).alias("norm"))
-    names = names.filter(pl.col("norm") != "").with_columns(core(pl.col("norm")).alias("core"))
+    names = names.filter(pl.col("norm") != "").with_columns(
+        core(pl.col("norm"), pl.col("name")).alias("core"),
+        squash(pl.col("norm")).alias("squash"),
+        pl.col("norm").str.extract_all(r"\b\d+\b").list.unique().list.sort().list.join(" ").alias("numbers"),
+    )
     names = names.sort("id", "primary", "name", descending=[False, True, False])
     return names.unique(subset=["id", "norm"], keep="first", maintain_order=True).select(COLUMNS)

@@ -31,7 +31,17 @@ KINDS = {
     "rapper": "rapper", "composer": "musician", "dj": "musician", "producer": "musician",
     "singer-songwriter": "musician", "guitarist": "musician", "pianist": "musician", "drummer": "musician",
     "album": "album", "song": "song", "novel": "novel", "play": "play", "musical": "musical", "video game": "game",
-    "comics": "comics", "actor": "actor", "actress": "actor",
+    "comics": "comics", "actor": "actor", "actress": "actor", "comedian": "comedian",
+    "violinist": "musician", "bassist": "musician", "saxophonist": "musician", "entertainer": "musician",
+    "musical project": "band", "production team": "band", "orchestra": "band", "ensemble": "band",
+}
+# Numbers spelled out or in roman numerals, written as digits by ``norm`` ("Rocky II" = "Rocky 2"). Not
+# "i", "v", "x": they are letters in names ("Malcolm X").
+NUMERALS = {
+    "ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9", "xi": "11", "xii": "12",
+    "xiii": "13", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13", "twenty": "20",
+    "thirty": "30", "forty": "40", "fifty": "50", "hundred": "100",
 }
 
 _YEAR = r"\s*\((\d{4})(?:[-\u2013]\d{0,4})?\)\s*$"
@@ -72,9 +82,12 @@ def _move_article(name: pl.Expr) -> pl.Expr:
 
 
 def norm(name: pl.Expr) -> pl.Expr:
-    """NFKC, case and accent folding, "&" -> "and", punctuation and whitespace collapsed."""
+    """NFKC, case and accent folding, "&" and " + " -> "and", "$" -> "s" (Ke$ha), numerals as digits,
+    punctuation and whitespace collapsed."""
     return (
-        name.str.normalize("NFKC")
+        name.str.replace_all(r"\s\+\s", " & ")
+        .str.replace_all("$", "s", literal=True)
+        .str.normalize("NFKC")
         .str.to_lowercase()
         .str.replace_all("ß", "ss", literal=True)
         .str.normalize("NFKD")
@@ -83,10 +96,21 @@ def norm(name: pl.Expr) -> pl.Expr:
         .str.replace_all(r"['\u2019`]", "")
         .str.replace_all(r"[^\p{L}\p{N}]+", " ")
         .str.strip_chars()
+        .str.split(" ")
+        .list.eval(pl.element().replace(NUMERALS))
+        .list.join(" ")
     )
 
 
-def core(normed: pl.Expr) -> pl.Expr:
-    """``norm`` without one leading article: the key of exact matching and blocking."""
-    pattern = rf"^(?:{'|'.join(LEADING_ARTICLES)})\s+(\S.*)$"
-    return pl.coalesce(normed.str.extract(pattern, 1), normed)
+def core(normed: pl.Expr, name: pl.Expr) -> pl.Expr:
+    """``norm`` without one leading article (a separate word in ``name``, so not the "A" of "A-Team"):
+    the key of exact matching and blocking."""
+    articles = "|".join(LEADING_ARTICLES)
+    separate = name.str.strip_chars().str.contains(rf"(?i)^(?:{articles})\s|^(?i:l)['\u2019]")
+    stripped = normed.str.extract(rf"^(?:{articles})\s+(\S.*)$", 1)
+    return pl.when(separate & stripped.is_not_null()).then(stripped).otherwise(normed)
+
+
+def squash(normed: pl.Expr) -> pl.Expr:
+    """``norm`` without spaces ("Mute Math" = "Mutemath", "M*A*S*H" = "MASH"): exact matching's fallback key."""
+    return normed.str.replace_all(" ", "", literal=True)

@@ -18,12 +18,12 @@ from datetime import date
 from pathlib import Path
 
 import polars as pl
-from kg_build.align.report import render
 
 from kg_build.align.aligner import AlignConfig, AlignError, Alignment
 from kg_build.align.aligner import align as align_items
 from kg_build.align.cascade import DETAILS, LINKS, Thresholds
 from kg_build.align.manual import read_overrides, review_table
+from kg_build.align.report import render
 from kg_build.catalog import Catalog
 from kg_build.catalog.csv import load_csv
 from kg_build.catalog.lastfm import load_lastfm

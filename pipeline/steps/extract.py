@@ -54,9 +54,10 @@ class SourceResult:
 @dataclass(frozen=True)
 class ExtractResult:
     sources: list[SourceResult] = field(default_factory=list)
+    skipped: str | None = None  # why a step had nothing to do
 
     def summary(self) -> str:
-        return "\n  ".join(r.line() for r in self.sources) or "extract: no sources configured"
+        return self.skipped or "\n  ".join(r.line() for r in self.sources) or "extract: no sources configured"
 
 
 def extract(settings: Settings, run_date: date) -> ExtractResult:
@@ -70,9 +71,13 @@ def extract_facts(settings: Settings, run_date: date) -> ExtractResult:
 
     With ``fact_entities`` ``candidates`` or ``none`` the ``extract`` step did all there is to do.
     """
-    if settings.extract.fact_entities != "aligned":
-        log.info("extract_facts: nothing to do (extract.fact_entities is %r)", settings.extract.fact_entities)
-        return ExtractResult([])
+    mode = settings.extract.fact_entities
+    if mode != "aligned":
+        why = "pulled with the candidates" if mode == "candidates" else "not wanted"
+        result = ExtractResult([], skipped=f"extract_facts: nothing to do (extract.fact_entities = {mode!r}: "
+                               f"facts {why})")
+        log.info(result.skipped)
+        return result
     return ExtractResult([
         extract_source(settings, run_date, name, candidates=False, facts=True) for name in settings.sources
     ])

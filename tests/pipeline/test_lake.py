@@ -207,3 +207,22 @@ def test_partitions_ignore_incomplete_directories(tmp_path: Path):
     assert partition_name({"source": "wikidata", "run_date": "2026-11-21"}) == "source=wikidata/run_date=2026-11-21"
     with pytest.raises(LakeError, match="has no table 'items'"):
         lake.read("raw_triples", {"source": "wikidata", "run_date": "2026-11-21"}, "items")
+
+
+def test_attachments_are_swapped_in_with_the_tables_and_verified(tmp_path: Path):
+    lake = Lake(tmp_path / "lake")
+    lake.write("alignment", KEY, {"links": _items(3)}, config_hash="h",
+               attachments={"review.csv": b"item_id\n1\n", "report.html": b"<html></html>"})
+    manifest = lake.manifest("alignment", KEY)
+    assert manifest.attachments["review.csv"] == {"bytes": 10, "sha256": hashlib.sha256(b"item_id\n1\n").hexdigest()}
+    assert lake.attachment("alignment", KEY, "report.html") == b"<html></html>"
+    lake.verify("alignment", KEY)
+    Path(lake.partition_path("alignment", KEY), "review.csv").write_bytes(b"tampered")
+    with pytest.raises(LakeError, match="review.csv does not match its manifest"):
+        lake.verify("alignment", KEY)
+    with pytest.raises(LakeError, match="no attachment 'scores.png'"):
+        lake.attachment("alignment", KEY, "scores.png")
+    for bad in ({"../x.csv": b""}, {"links.parquet": b""}):
+        with pytest.raises(LakeError, match="bad file name|would overwrite a table"):
+            lake.write("alignment", KEY, {"links": _items(1)}, config_hash="h", attachments=bad)
+    assert lake.read("alignment", KEY, "links").height == 3  # refused writes changed nothing

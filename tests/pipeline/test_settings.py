@@ -59,6 +59,9 @@ def test_overrides_beat_environment():
         ({"KGREC_WAREHOUSE__URL": "mysql://u@h/db"}, ["warehouse", "mysql", "duckdb:///", "postgresql+psycopg"]),
         ({"KGREC_HOEM": "/tmp"}, ["hoem: unknown key", "KGREC_HOEM"]),
         ({"KGREC_SOURCES__WIKIDATA__ENDPOINT": "ftp://x/sparql"}, ["sources.wikidata", "http(s) URL"]),
+        ({"KGREC_ALIGN__REVIEW": "0.95"}, ["align", "review (0.95) must not exceed accept (0.9)"]),
+        ({"KGREC_ALIGN__MATCHERS": '["exact_label", "soundex"]'}, ["align.matchers.1", "'soundex'"]),
+        ({"KGREC_ALIGN__FUZZY_SCORER": "jaro"}, ["align.fuzzy_scorer", "'token_sort_ratio'"]),
     ],
 )
 def test_invalid_config_names_key_allowed_values_and_source(environ: dict[str, str], expected: list[str]):

@@ -40,7 +40,7 @@ def test_decisions_for_each_kind_of_item():
         "Q1", "exact_label", "accepted")
     assert got["clear"]["score"] == 1.0 and got["clear"]["margin"] == 1.0
     remake = got["remake"]
-    assert remake["status"] == "ambiguous" and remake["margin"] == 0.0
+    assert remake["status"] == "ambiguous" and remake["margin"] == 0.0 and remake["reason"] == "close runner-up"
     assert {short(remake["entity_iri"]), short(remake["runner_up_iri"])} == {"Q2", "Q3"}
     assert (short(got["typo"]["entity_iri"]), got["typo"]["method"], got["typo"]["status"]) == (
         "Q4", "fuzzy", "accepted")
@@ -53,6 +53,7 @@ def test_a_score_between_review_and_accept_is_ambiguous():
     candidates = triples(film("Q1", "Kill Bill: Volume 1", 2003))
     strict = AlignConfig(matchers=("fuzzy",), thresholds=Thresholds(accept=0.95, review=0.6))
     assert run(catalog, candidates, strict)["1"]["status"] == "ambiguous"
+    assert run(catalog, candidates, strict)["1"]["reason"] == "below accept"
     assert run(catalog, candidates, AlignConfig(matchers=("fuzzy",)))["1"]["status"] == "accepted"
 
 
@@ -61,9 +62,18 @@ def test_one_entity_links_to_one_item_the_better_one():
     got = run(catalog, triples(film("Q1", "Heat", 1995)))
     # a and c tie at 1.0, so neither may keep the entity; b scores less and gives way too
     assert {k: v["status"] for k, v in got.items()} == {"a": "ambiguous", "b": "ambiguous", "c": "ambiguous"}
+    assert got["a"]["reason"] == "tie for this entity with item c"
+    assert got["b"]["reason"] == "entity taken by item a, c"
     got = run(items(("a", "Heat", 1995), ("b", "Heat", 1996)), triples(film("Q1", "Heat", 1995)))
     assert (got["a"]["status"], got["b"]["status"]) == ("accepted", "ambiguous")
-    assert short(got["b"]["entity_iri"]) == "Q1"
+    assert short(got["b"]["entity_iri"]) == "Q1" and got["b"]["reason"] == "entity taken by item a"
+
+
+def test_a_tie_between_catalog_duplicates_goes_to_the_name_spelled_like_the_label():
+    catalog = items(("1", "Britney Spears⊼", None), ("2", "Britney Spears", None), ("3", "britney spears", None))
+    got = run(catalog, triples(film("Q1", "Britney Spears")))
+    assert {k: v["status"] for k, v in got.items()} == {"1": "ambiguous", "2": "accepted", "3": "ambiguous"}
+    assert got["1"]["reason"] == got["3"]["reason"] == "entity taken by item 2"
 
 
 def test_earlier_matchers_decide_first_and_keep_their_entities():
@@ -87,7 +97,7 @@ def test_overrides_win_and_take_their_items_and_entities_out_of_the_cascade():
     got = run(catalog, candidates, overrides=overrides)
     assert (got["1"]["method"], short(got["1"]["entity_iri"]), got["1"]["status"], got["1"]["score"]) == (
         "manual", "Q1", "accepted", 1.0)
-    assert got["1"]["entity_name"] == "Psycho"
+    assert got["1"]["entity_name"] == "Psycho" and got["1"]["reason"] == "override: the 1960 film"
     assert (got["3"]["method"], got["3"]["entity_iri"], got["3"]["status"]) == ("manual", None, "unmatched")
     assert got["2"]["method"] == "exact_label"
 

@@ -9,7 +9,7 @@ import pytest
 
 from kg_build.align.base import ALT_NAME, NEAR_YEAR, NO_YEAR
 from kg_build.align.embedding import EmbeddingMatch, Encoder
-from kg_build.align.exact import ExactId, ExactLabel
+from kg_build.align.exact import ARTICLE, SQUASHED, ExactId, ExactLabel
 from kg_build.align.fuzzy import FuzzyMatch
 from tests.kg_build.align.helpers import WD, film, items, sides, triples
 
@@ -20,7 +20,8 @@ def scores(pairs: pl.DataFrame) -> dict[tuple[str, str], float]:
 
 def test_exact_id_links_shared_imdb_ids_only():
     catalog = items(("1", "Toy Story", 1995, "tt0114709"), ("2", "Heat", 1995, "tt9999999"), ("3", "Heat", 1995))
-    candidates = triples(film("Q171048", "Toy Story", 1995, imdb="tt0114709"), film("Q1", "Heat", 1995, imdb="tt0113277"))
+    candidates = triples(film("Q171048", "Toy Story", 1995, imdb="tt0114709"),
+                         film("Q1", "Heat", 1995, imdb="tt0113277"))
     assert scores(ExactId().match(*sides(catalog, candidates))) == {("1", "Q171048"): 1.0}
 
 
@@ -31,13 +32,21 @@ def test_exact_id_links_shared_imdb_ids_only():
         ("Dark Knight, The", 2008, "The Dark Knight", 2009, (), NEAR_YEAR),  # release vs publication year
         ("Dark Knight, The", 2008, "The Dark Knight", 2011, (), None),  # too far apart: another film
         ("Dark Knight, The", None, "The Dark Knight", 2008, (), NO_YEAR),
-        ("Dark Knight", 2008, "The Dark Knight", 2008, (), 0.99),  # equal up to the article
+        ("Dark Knight", 2008, "The Dark Knight", 2008, (), ARTICLE),  # equal up to the article: weaker
+        ("Mask, The", None, "Mask (film)", None, (), NO_YEAR * ARTICLE),  # below accept: to review
+        ("A-Team", None, "The Team (band)", None, (), None),  # "A" of "A-Team" is no article
+        ("Mute Math", None, "Mutemath", None, (), NO_YEAR * SQUASHED),
+        ("M*A*S*H", 1970, "MASH (film)", 1970, (), SQUASHED),
+        ("Ke$ha", None, "Kesha", None, (), NO_YEAR),
+        ("Rocky II", 1979, "Rocky 2", 1979, (), 1.0),
+        ("Thirty Seconds to Mars", None, "30 Seconds to Mars", None, (), NO_YEAR),
         ("Seven (a.k.a. Se7en)", 1995, "Se7en", 1995, (), ALT_NAME),  # through an alternative title
         ("Se7en", 1995, "Seven", 1995, ("Se7en",), ALT_NAME),  # through an altLabel
         ("Amelie (Fabuleux destin d'Amélie Poulain, Le)", 2001, "Le Fabuleux Destin d'Amélie Poulain", 2001, (),
          ALT_NAME),
         ("Tom & Jerry", 1992, "Tom and Jerry", 1992, (), 1.0),
         ("Psycho", 1960, "Psycho II", 1983, (), None),
+        ("Comma", None, "City (Comma) State", None, (), None),  # a KG label's parentheses are no alt name
     ],
 )
 def test_exact_label(title, year, label, entity_year, alts, expected):
@@ -62,6 +71,14 @@ def test_fuzzy_finds_spelling_variants_within_blocks_and_years():
     got = scores(FuzzyMatch(scorer="token_sort_ratio", cutoff=0.85).match(*sides(catalog, candidates)))
     assert set(got) == {("1", "Q1"), ("2", "Q2")}  # a typo in the first letters falls outside the block
     assert 0.85 <= got[("1", "Q1")] < 1 and got[("2", "Q2")] > 0.95
+
+
+def test_fuzzy_and_embedding_never_pair_a_film_with_its_sequel(tmp_path):
+    catalog = items(("1", "Basic Instinct", None), ("2", "Terminator 2", 1991))
+    candidates = triples(film("Q1", "Basic Instinct 2", 2006), film("Q2", "The Terminator", 1991))
+    item_side, entity_side = sides(catalog, candidates)
+    assert FuzzyMatch(cutoff=0.5).match(item_side, entity_side).is_empty()
+    assert EmbeddingMatch(encoder=Encoder(cache_dir=tmp_path), cutoff=0.3).match(item_side, entity_side).is_empty()
 
 
 def test_fuzzy_rejects_an_unknown_scorer():
