@@ -2,8 +2,9 @@
 
 Names are compared only within a block: the same first ``prefix`` characters of the ``core`` name
 (typos rarely hit the first letters; word-order changes and translations are the embedding
-matcher's job). A block's comparisons are one ``cdist`` call on all cores, so the cost grows with
-the sizes of matching blocks, not with catalog x KG. Years are then checked within the block.
+matcher's job) and a year within the tolerance (names without a year meet every year of their
+letters). A block's comparisons are one ``cdist`` call, so the cost grows with the sizes of matching
+blocks, not with catalog x KG.
 The scorer is configurable; ``token_sort_ratio`` is the default, chosen by ``bench/align.py``.
 """
 
@@ -35,21 +36,38 @@ class FuzzyMatch:
             scorer, cutoff, year_tolerance, prefix, workers)
 
     def match(self, items: Side, entities: Side) -> pl.DataFrame:
+        tol = self.year_tolerance
         key = pl.col("core").str.slice(0, self.prefix).alias("block")
-        left = items.names.with_columns(key)
-        blocks = entities.names.with_columns(key).partition_by("block", as_dict=True)
-        right = {block_key: block for (block_key,), block in blocks.items()}
-        found = []
-        for (block_key,), block in left.partition_by("block", as_dict=True).items():
-            other = right.get(block_key)
-            if other is not None:
-                found.append(self._compare(block, other))
-        return best_pairs(pl.concat(found)) if found else empty_pairs()
+        left = items.names.with_columns(key).with_row_index("row")
+        right = entities.names.with_columns(key).with_row_index("row")
+        dated = pl.col("year").is_not_null()
+        # Blocks: the first letters and a year. An item name sits in the blocks of every year within the
+        # tolerance; names without a year are compared with the whole of their letter block.
+        passes = [
+            (left.filter(dated).with_columns(pl.int_ranges(pl.col("year") - tol, pl.col("year") + tol + 1)
+                                             .alias("block_year")).explode("block_year"),
+             right.filter(dated).with_columns(pl.col("year").cast(pl.Int64).alias("block_year")),
+             ["block", "block_year"]),
+            (left.filter(~dated), right, ["block"]),
+            (left.filter(dated), right.filter(~dated), ["block"]),
+        ]
+        found = [self._compare(lhs, rhs, keys) for lhs, rhs, keys in passes]
+        i, j, score = (np.concatenate(parts) for parts in zip(*found, strict=True))
+        if not len(i):
+            return empty_pairs()
+        return best_pairs(scored_pairs(left, right, i, j, score / 100.0, year_tolerance=tol))
 
-    def _compare(self, left: pl.DataFrame, right: pl.DataFrame) -> pl.DataFrame:
-        scores = process.cdist(
-            left["core"].to_list(), right["core"].to_list(), scorer=SCORERS[self.scorer],
-            score_cutoff=self.cutoff * 100, workers=self.workers, dtype=np.uint8,
-        )  # (n_left, n_right), 0 below the cutoff
-        i, j = np.nonzero(scores)
-        return scored_pairs(left, right, i, j, scores[i, j] / 100.0, year_tolerance=self.year_tolerance)
+    def _compare(self, lhs: pl.DataFrame, rhs: pl.DataFrame, keys: list[str]):  # noqa: ANN202
+        """Row numbers and scores (0-100) of the pairs above the cutoff, one ``cdist`` per block."""
+        blocks = lhs.group_by(keys).agg("row", "core").join(
+            rhs.group_by(keys).agg("row", "core"), on=keys, suffix="_r")
+        out_i, out_j, out_s = [np.zeros(0, np.uint32)], [np.zeros(0, np.uint32)], [np.zeros(0, np.uint8)]
+        for rows, cores, rows_r, cores_r in blocks.select("row", "core", "row_r", "core_r").iter_rows():
+            workers = self.workers if len(rows) * len(rows_r) > 100_000 else 1  # threads cost more on tiny blocks
+            scores = process.cdist(cores, cores_r, scorer=SCORERS[self.scorer], score_cutoff=self.cutoff * 100,
+                                   workers=workers, dtype=np.uint8)  # (n_left, n_right), 0 below the cutoff
+            a, b = np.nonzero(scores)
+            out_i.append(np.asarray(rows, np.uint32)[a])
+            out_j.append(np.asarray(rows_r, np.uint32)[b])
+            out_s.append(scores[a, b])
+        return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s)
