@@ -103,8 +103,7 @@ def align(
                     len(nameless), ", ".join(nameless[:10]) + (" ..." if len(nameless) > 10 else ""))
     # A person's overrides decide their items first; the cascade never sees those items or entities.
     manual = overrides_for(overrides, definition.name, set(items["item_id"].to_list()), entity_side)
-    fixed = set(manual["item_id"].to_list())
-    item_ids = [i for i in items["item_id"].to_list() if i not in fixed]
+    item_ids = items.filter(~pl.col("item_id").is_in(manual["item_id"].implode()))["item_id"].to_list()
     cascade = Cascade(build_matchers(config, encoder), config.thresholds)
     links = cascade.run(item_side, entity_side.without(manual["entity_iri"].drop_nulls().to_list()), item_ids,
                         definition.name)

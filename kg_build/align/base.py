@@ -26,11 +26,11 @@ class Side:
     ids: pl.DataFrame  # id, id_name, value
 
     def only(self, ids: pl.Series | list[str]) -> Side:
-        keep = pl.col("id").is_in(ids if isinstance(ids, list) else ids.to_list())
+        keep = pl.col("id").is_in(pl.Series(ids, dtype=pl.String).implode())
         return Side(self.names.filter(keep), self.ids.filter(keep))
 
     def without(self, ids: list[str]) -> Side:
-        drop = pl.col("id").is_in(ids)
+        drop = pl.col("id").is_in(pl.Series(ids, dtype=pl.String).implode())
         return Side(self.names.filter(~drop), self.ids.filter(~drop))
 
 

@@ -53,11 +53,11 @@ class Cascade:
 
     def run(self, items: Side, entities: Side, item_ids: Sequence[str], source: str) -> pl.DataFrame:
         """One row per item: ``LINKS`` then ``DETAILS`` columns."""
-        open_items = list(item_ids)
+        open_items = pl.Series("item_id", list(item_ids), dtype=pl.String)
         taken: list[str] = []
         decided = []
         for matcher in self.matchers:
-            if not open_items:
+            if open_items.is_empty():
                 break
             began = time.perf_counter()
             pairs = matcher.match(items.only(open_items), entities.without(taken))
@@ -65,14 +65,14 @@ class Cascade:
             decisions = self._decide(pairs, matcher.method)
             self.timings[matcher.method] = time.perf_counter() - began
             decided.append(decisions)
-            done = set(decisions["item_id"].to_list())
-            open_items = [i for i in open_items if i not in done]
+            done = decisions["item_id"]
+            open_items = open_items.filter(~open_items.is_in(done.implode()))
             taken += decisions.filter(pl.col("status") == "accepted")["entity_iri"].to_list()
-            log.info("%s: %d items decided, %d accepted", matcher.method, len(done),
+            log.info("%s: %d items decided, %d accepted", matcher.method, done.len(),
                      decisions.filter(pl.col("status") == "accepted").height)
         primary_names = items.names.filter(pl.col("primary")).unique("id", keep="first").select(
             pl.col("id").alias("item_id"), pl.col("name").alias("item_name"))
-        unmatched = pl.DataFrame({"item_id": open_items}, schema={"item_id": pl.String}).with_columns(
+        unmatched = open_items.to_frame().with_columns(
             pl.lit(None, pl.String).alias("entity_iri"), pl.lit(None, pl.String).alias("method"),
             pl.lit(0.0, pl.Float32).alias("score"), pl.lit(0.0, pl.Float32).alias("margin"),
             pl.lit("unmatched").alias("status"),

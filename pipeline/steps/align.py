@@ -118,9 +118,9 @@ def align_catalog(
     if kind not in definitions:
         raise AlignError(f"unknown source {source!r}: choose one of {', '.join(definitions)}")
     definitions[kind].domain(domain)
-    table = read_overrides(overrides) if overrides else None
     if overrides and not overrides.is_file():
         raise AlignError(f"overrides file {overrides} does not exist")
+    table = read_overrides(overrides) if overrides else None
     with tempfile.TemporaryDirectory(prefix="kgrec-align-") as workdir:
         candidates = pull_candidates(settings, source, domain=domain, endpoint=endpoint, workdir=Path(workdir))
     matchers = [m for m in settings.align.matchers if exact_id or m != "exact_id"]
