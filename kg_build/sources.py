@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kg_build import query as q
-from kg_build.align.normalize import KINDS
+from kg_build.align.kinds import KINDS
 
 DEFAULT_DEFINITIONS = Path(__file__).resolve().parent / "sources.toml"
 

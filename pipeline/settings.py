@@ -140,7 +140,8 @@ class AlignSettings(_Model):
 
     matchers: list[Literal["exact_id", "exact_label", "fuzzy", "embedding"]] = Field(
         default=["exact_id", "exact_label", "fuzzy", "embedding"], min_length=1,
-        description="the cascade, in this order; manual overrides are always applied last",
+        description="the matchers to run; they always run in the order exact_id, exact_label, fuzzy, embedding, "
+        "and manual overrides are applied last",
     )
     accept: float = Field(default=0.9, ge=0, le=1, description="least score of an accepted link")
     review: float = Field(default=0.6, ge=0, le=1, description="least score of an ambiguous link (for review)")

@@ -72,7 +72,7 @@ class Alignment:
         return (
             f"align {self.source}: {self.links.height:,} items against {self.candidates:,} candidates: "
             f"{c.get('accepted', 0):,} accepted ({methods or 'none'}), {c.get('ambiguous', 0):,} ambiguous, "
-            f"{c.get('unmatched', 0):,} unmatched; {sum(self.timings.values()):.1f}s"
+            f"{c.get('unmatched', 0):,} unmatched; {self.timings.get('total', 0.0):.1f}s"
         )
 
 
@@ -97,12 +97,12 @@ def align(
             f"source {definition.name} has no {domain} candidates with a label: check the endpoint and the "
             "domain, and that the candidate pull ran (kgrec extract)"
         )
-    nameless = sorted(set(items["item_id"].to_list()) - set(item_side.names["id"].to_list()))
+    nameless = items.join(item_side.names, left_on="item_id", right_on="id", how="anti")["item_id"].sort().to_list()
     if nameless:
         log.warning("%d items have no usable title (empty or only punctuation), left unmatched: %s",
                     len(nameless), ", ".join(nameless[:10]) + (" ..." if len(nameless) > 10 else ""))
     # A person's overrides decide their items first; the cascade never sees those items or entities.
-    manual = overrides_for(overrides, definition.name, set(items["item_id"].to_list()), entity_side)
+    manual = overrides_for(overrides, definition.name, items["item_id"], entity_side)
     item_ids = items.filter(~pl.col("item_id").is_in(manual["item_id"].implode()))["item_id"].to_list()
     cascade = Cascade(build_matchers(config, encoder), config.thresholds)
     links = cascade.run(item_side, entity_side.without(manual["entity_iri"].drop_nulls().to_list()), item_ids,

@@ -86,18 +86,19 @@ def _check(rows: pl.DataFrame, path: Path) -> None:
     fail(rows.filter(pl.struct(key).is_duplicated()), "more than one override for this item and source")
 
 
-def overrides_for(overrides: pl.DataFrame | None, source: str, item_ids: set[str], entities: Side) -> pl.DataFrame:
+def overrides_for(overrides: pl.DataFrame | None, source: str, item_ids: pl.Series, entities: Side) -> pl.DataFrame:
     """The overrides that apply to ``source`` and name a catalog item: ``item_id, entity_iri, note``."""
     if overrides is None or overrides.is_empty():
         return pl.DataFrame(schema={"item_id": pl.String, "entity_iri": pl.String, "note": pl.String})
-    known = set(entities.names["id"].to_list())
-    unknown_items = overrides.filter(~pl.col("item_id").is_in(list(item_ids)))
+    known = entities.names["id"].unique().implode()
+    in_catalog = pl.col("item_id").is_in(item_ids.implode())
+    unknown_items = overrides.filter(~in_catalog)
     if unknown_items.height:
         log.warning("overrides: %d rows name items not in the catalog (e.g. line %d, item %s), ignored",
                     unknown_items.height, unknown_items["line"][0], unknown_items["item_id"][0])
-    mine = overrides.filter(pl.col("item_id").is_in(list(item_ids))).filter(
+    mine = overrides.filter(in_catalog).filter(
         (pl.col("source") == source)
-        | (pl.col("source").is_null() & (pl.col("entity_iri").is_null() | pl.col("entity_iri").is_in(list(known))))
+        | (pl.col("source").is_null() & (pl.col("entity_iri").is_null() | pl.col("entity_iri").is_in(known)))
     )
     # An explicit source beats a row without one for the same item.
     mine = mine.sort(pl.col("source").is_null()).unique("item_id", keep="first", maintain_order=True)

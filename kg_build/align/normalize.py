@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from kg_build.align.kinds import KINDS
+
 # Articles MovieLens moves to the end of a title ("Avventura, L'"), per language.
 TRAILING_ARTICLES = (
     "The", "A", "An", "Les", "La", "Le", "L'", "Il", "Lo", "Gli", "I", "Das", "Der", "Die", "Den", "Det", "De",
@@ -24,17 +26,6 @@ TRAILING_ARTICLES = (
 # Leading articles dropped for the ``core`` key (after normalisation, so lower case and no apostrophe).
 LEADING_ARTICLES = ("the", "a", "an", "le", "la", "les", "l", "il", "lo", "gli", "das", "der", "die", "el", "los",
                     "las", "un", "une")
-# Words that make a parenthesised suffix a disambiguator rather than an alternative title.
-KINDS = {
-    "film": "film", "movie": "film", "miniseries": "tv", "tv series": "tv", "tv film": "film", "tv movie": "film",
-    "band": "band", "group": "band", "duo": "band", "musician": "musician", "singer": "musician",
-    "rapper": "rapper", "composer": "musician", "dj": "musician", "producer": "musician",
-    "singer-songwriter": "musician", "guitarist": "musician", "pianist": "musician", "drummer": "musician",
-    "album": "album", "song": "song", "novel": "novel", "play": "play", "musical": "musical", "video game": "game",
-    "comics": "comics", "actor": "actor", "actress": "actor", "comedian": "comedian",
-    "violinist": "musician", "bassist": "musician", "saxophonist": "musician", "entertainer": "musician",
-    "musical project": "band", "production team": "band", "orchestra": "band", "ensemble": "band",
-}
 # Numbers spelled out or in roman numerals, written as digits by ``norm`` ("Rocky II" = "Rocky 2"). Not
 # "i", "v", "x": they are letters in names ("Malcolm X").
 NUMERALS = {

@@ -31,7 +31,7 @@ from kg_build.catalog.movielens import load_movielens, load_movielens_1m
 from kg_build.sources import load_definitions
 from pipeline.lake import Lake, PartitionNotFound, file_fingerprint, run_date_key
 from pipeline.settings import Settings, config_hash
-from pipeline.steps.extract import pull_candidates
+from pipeline.steps.extract import pull_candidates, source_definition
 from pipeline.steps.ingest import report_rejects
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def align(settings: Settings, run_date: date) -> AlignResult:
             ) from None
         alignments.append(align_items(
             items, candidates, definition=definitions[src.kind], domain=settings.extract.domain, config=config,
-            overrides=overrides.filter(pl.col("source").is_null() | (pl.col("source") == name)),
+            overrides=overrides,
         ))
     tables, attachments = _outputs(alignments, settings, f"Alignment {run_date} ({settings.profile})", "scores.png")
     inputs = [file_fingerprint(settings.overrides_path)] if settings.overrides_path.is_file() else []
@@ -113,22 +113,19 @@ def align_catalog(
     ``<stem>.report.html`` and ``<stem>.scores.png``; all or nothing.
     """
     items = _catalog_items(catalog, catalog_format)
-    definitions = load_definitions(settings.extract.definitions)
-    kind = settings.sources[source].kind if source in settings.sources else source
-    if kind not in definitions:
-        raise AlignError(f"unknown source {source!r}: choose one of {', '.join(definitions)}")
-    definitions[kind].domain(domain)
+    definition, _ = source_definition(settings, source)
+    definition.domain(domain)
     if overrides and not overrides.is_file():
         raise AlignError(f"overrides file {overrides} does not exist")
     table = read_overrides(overrides) if overrides else None
     with tempfile.TemporaryDirectory(prefix="kgrec-align-") as workdir:
         candidates = pull_candidates(settings, source, domain=domain, endpoint=endpoint, workdir=Path(workdir))
     matchers = [m for m in settings.align.matchers if exact_id or m != "exact_id"]
-    alignment = align_items(items, candidates, definition=definitions[kind], domain=domain,
+    alignment = align_items(items, candidates, definition=definition, domain=domain,
                             config=align_config(settings, matchers), overrides=table)
     stem = out.name.removesuffix(".parquet")
     png_name = f"{stem}.scores.png"
-    tables, attachments = _outputs([alignment], settings, f"Alignment of {catalog.name} to {kind}", png_name)
+    tables, attachments = _outputs([alignment], settings, f"Alignment of {catalog.name} to {definition.name}", png_name)
     files = {
         out: lambda p: tables["links"].hstack(tables["details"].drop("item_id", "source")).write_parquet(p),
         out.with_name(f"{stem}.review.csv"): lambda p: p.write_bytes(attachments["review.csv"]),

@@ -87,7 +87,7 @@ def pull_candidates(
     settings: Settings, source: str, *, domain: str, endpoint: str | None, workdir: Path
 ) -> pl.DataFrame:
     """The candidate pull of one source on the spot (raw triples), for a standalone alignment."""
-    definition, cfg_endpoint = _source(settings, source)
+    definition, cfg_endpoint = source_definition(settings, source)
     dom = definition.domain(domain)
     client = _client(settings, endpoint or cfg_endpoint)
     try:
@@ -116,7 +116,7 @@ def extract_source(
     already has (the standalone command pulls one or the other).
     """
     began = time.monotonic()
-    definition, cfg_endpoint = _source(settings, source)
+    definition, cfg_endpoint = source_definition(settings, source)
     dom = definition.domain(domain or settings.extract.domain)
     endpoint = endpoint or cfg_endpoint
     client = _client(settings, endpoint)
@@ -157,7 +157,8 @@ def extract_source(
     return result
 
 
-def _source(settings: Settings, source: str) -> tuple[SourceDefinition, str | None]:
+def source_definition(settings: Settings, source: str) -> tuple[SourceDefinition, str | None]:
+    """The definition of a configured source (or of a defined one: wikidata, dbpedia) and its endpoint."""
     definitions = load_definitions(settings.extract.definitions)
     if source in settings.sources:
         cfg = settings.sources[source]
