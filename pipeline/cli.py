@@ -20,14 +20,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kg_build.align.aligner import AlignError
     from kg_build.align.evaluate import GoldError
     from kg_build.align.manual import OverridesError
+    from kg_build.benchmarks import BenchmarkIncomplete
     from kg_build.catalog import CatalogError
     from kg_build.query import QueryError
     from kg_build.sources import SourceDefinitionError
     from kg_build.sparql import SparqlError
+    from kg_build.tables import KGError
+    from kg_build.vocab import VocabularyError
     from pipeline.lake import LakeError
     from pipeline.mirror import MirrorError
     from pipeline.settings import ConfigError
     from pipeline.steps.extract import ExtractError
+    from pipeline.steps.publish import PublishRefused
+    from pipeline.steps.validate import ValidationFailed
 
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -42,7 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (
         MirrorError, CatalogError, LakeError, ExtractError, SparqlError, QueryError, SourceDefinitionError,
-        UsageError, AlignError, OverridesError, GoldError,
+        UsageError, AlignError, OverridesError, GoldError, ValidationFailed, PublishRefused, VocabularyError,
+        KGError, BenchmarkIncomplete,
     ) as exc:
         print(f"kgrec: error: {exc}", file=sys.stderr)
         return 1
@@ -92,6 +98,21 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--gold-method", default="exact_id", help="with a links.parquet gold (default exact_id)")
     evaluate.add_argument("--show", type=int, default=20, help="wrong and missed links to print (default 20)")
     evaluate.set_defaults(handler=_cmd_align_eval)
+
+    export = sub.add_parser("export", help="write a KG in another tool's format (RecBole, KGAT)",
+                            description="Writes the published KG (or --version N, or a benchmark set of "
+                            "../shared/data with --benchmark) as RecBole atomic files (.inter, .kg, .link, with "
+                            "the train/valid/test split) or in the KGAT text format (train.txt, test.txt, "
+                            "kg_final.txt). The folder is replaced only when the export is complete.")
+    export.add_argument("format", choices=["recbole", "kgat"])
+    export.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder to write")
+    export.add_argument("--name", default="kgrec", help="RecBole dataset name (default kgrec)")
+    which = export.add_mutually_exclusive_group()
+    which.add_argument("--version", type=int, help="KG version (default: the published one)")
+    which.add_argument("--benchmark", help="kgcn-music, kgat-last-fm or kgat-amazon-book")
+    export.add_argument("--path", type=Path, metavar="DIR",
+                        help="the benchmark's folder (default ../shared/data/NAME beside the project)")
+    export.set_defaults(handler=_cmd_export)
 
     mirror = sub.add_parser("mirror", help="local SPARQL mirrors (oxigraph on 127.0.0.1)")
     msub = mirror.add_subparsers(title="actions", metavar="ACTION", required=True)
@@ -280,6 +301,48 @@ def _cmd_align_eval(args: argparse.Namespace) -> int:
                 print(f"\n{name} ({frame.height:,}, first {min(args.show, frame.height)}):")
                 print(frame.head(args.show))
     return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from kg_build.export import write_kgat, write_recbole
+
+    kg, what = _kg_to_export(args)
+    if args.format == "recbole":
+        files = write_recbole(kg, args.out, args.name)
+    else:
+        files = write_kgat(kg, args.out)
+    counts = kg.counts()
+    print(f"export {args.format}: {what}: {counts['triples']:,} triples, {counts['items']:,} items, "
+          f"{counts['interactions']:,} interactions -> {len(files)} files in {args.out}")
+    return 0
+
+
+def _kg_to_export(args: argparse.Namespace):  # noqa: ANN202 - (KG, description)
+    from kg_build.benchmarks import BENCHMARKS
+    from kg_build.splits import SplitConfig
+    from pipeline import kg_store
+    from pipeline.lake import Lake
+    from pipeline.settings import PROJECT_ROOT
+
+    settings = _settings(args)
+    if args.benchmark:
+        if args.benchmark not in BENCHMARKS:
+            raise UsageError(f"unknown benchmark {args.benchmark!r}: choose one of {', '.join(BENCHMARKS)}")
+        folder = args.path or PROJECT_ROOT.parent / "shared" / "data" / args.benchmark
+        if not folder.is_dir():
+            raise UsageError(f"benchmark folder {folder} does not exist: give it with --path")
+        k = settings.kg
+        split = SplitConfig(valid=k.valid, test=k.test, cold_items=k.cold_items, temporal=False, seed=settings.seed)
+        return BENCHMARKS[args.benchmark](folder, split), f"benchmark {args.benchmark} ({folder})"
+    if args.path:
+        raise UsageError("--path needs --benchmark")
+    lake = Lake(settings.lake_root)
+    version = args.version if args.version is not None else kg_store.published(lake)
+    if version is None:
+        raise UsageError("no KG is published yet: run `kgrec build`, `validate` and `publish`, or pass --version")
+    if version not in kg_store.versions(lake):
+        raise UsageError(f"KG version {version} does not exist (versions: {kg_store.versions(lake)})")
+    return kg_store.read(lake, version), f"KG version {version}"
 
 
 class UsageError(ValueError):

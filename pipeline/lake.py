@@ -51,6 +51,7 @@ STALE_FOREIGN_STAGING_S = 24 * 3600
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _VALUE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _FILE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_ATTACHMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 TableLike = pa.Table | pl.DataFrame | Iterable[pa.RecordBatch]
 
@@ -190,12 +191,15 @@ class Lake:
         ``attachments`` are other files for people (``review.csv``, ``report.html``), written and
         swapped in with the tables and recorded in the manifest.
         """
-        if not tables:
+        if not tables and not carry_over:
             raise LakeError(f"{dataset}/{partition_name(key)}: nothing to write")
         attachments = dict(attachments or {})
-        for name in [*(f"{t}.parquet" for t in tables), *attachments]:
+        for name in (f"{t}.parquet" for t in tables):
             if not _FILE.match(name) or name.startswith("_"):
                 raise LakeError(f"{dataset}: bad file name {name!r}")
+        for name in attachments:
+            if not _ATTACHMENT.match(name) or name.startswith("_"):
+                raise LakeError(f"{dataset}: bad attachment name {name!r} (a file name, or folder/file name)")
         clash = [a for a in attachments if a.endswith(".parquet") and a.removesuffix(".parquet") in tables]
         if clash:
             raise LakeError(f"{dataset}: attachment {clash[0]!r} would overwrite a table")
@@ -213,6 +217,8 @@ class Lake:
             }
             attached = {}
             for name, blob in attachments.items():
+                if "/" in name:
+                    self.fs.create_dir(f"{staging}/{name.rsplit('/', 1)[0]}", recursive=True)
                 with self.fs.open_output_stream(f"{staging}/{name}") as fh:
                     fh.write(blob)
                 attached[name] = {"bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}
@@ -234,6 +240,23 @@ class Lake:
             self._delete_dir_quietly(staging)
             raise
         return manifest
+
+    def attach(
+        self, dataset: str, key: Mapping[str, str], attachments: Mapping[str, bytes],
+        *, extra: Mapping[str, Any] | None = None,
+    ) -> Manifest:
+        """Add files (and manifest ``extra`` keys) to a complete partition, its tables kept as they are.
+
+        The partition is rewritten through staging like any write, so readers see the old or the
+        new one; earlier attachments of other names are kept.
+        """
+        current = self.manifest(dataset, key)
+        kept = {name: self.attachment(dataset, key, name) for name in current.attachments if name not in attachments}
+        return self.write(
+            dataset, key, {}, config_hash=current.config_hash, inputs=current.inputs,
+            extra={**current.extra, **(extra or {})}, carry_over=list(current.files),
+            attachments={**kept, **attachments},
+        )
 
     def _write_table(self, path: str, table: TableLike, schema: pa.Schema | None) -> FileEntry:
         if isinstance(table, pl.DataFrame):
@@ -320,6 +343,18 @@ class Lake:
         path = f"{self.partition_path(dataset, key)}/{name}.parquet"
         return pl.from_arrow(pq.read_table(path, filesystem=self.fs))
 
+    def scan(self, dataset: str, key: Mapping[str, str], name: str) -> pl.LazyFrame:
+        """One table of a complete partition as a lazy scan (filters and column choices pushed down)."""
+        manifest = self.manifest(dataset, key)
+        if name not in manifest.files:
+            raise LakeError(
+                f"{dataset}/{partition_name(key)} has no table {name!r} (it has {', '.join(manifest.files)})"
+            )
+        path = f"{self.partition_path(dataset, key)}/{name}.parquet"
+        if self._local:
+            return pl.scan_parquet(path)
+        return pl.from_arrow(pq.read_table(path, filesystem=self.fs)).lazy()
+
     def partitions(self, dataset: str) -> list[dict[str, str]]:
         """Complete partitions of a dataset (those with a manifest), sorted by name."""
         base = self.dataset_path(dataset)
@@ -329,7 +364,7 @@ class Lake:
             rel = info.path[len(base) + 1:]
             if info.base_name == MANIFEST and not rel.startswith((STAGING, TRASH)):
                 found.append(parse_partition_name(rel.rsplit("/", 1)[0]))
-        return sorted(found, key=partition_name)
+        return sorted(found, key=_natural)
 
     def verify(self, dataset: str, key: Mapping[str, str]) -> None:
         """Check every file against the manifest's sha256; raise LakeError naming the first mismatch."""
@@ -409,7 +444,9 @@ class Lake:
         if not self._local:
             return
         for entry in Path(path).iterdir() if Path(path).is_dir() else ():
-            if entry.is_file():
+            if entry.is_dir():
+                self._sync_dir(str(entry))
+            elif entry.is_file():
                 fd = os.open(entry, os.O_RDONLY)
                 try:
                     os.fsync(fd)
@@ -420,6 +457,11 @@ class Lake:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def _natural(key: Mapping[str, str]) -> list[tuple[int, int, str]]:
+    """Sort key of a partition: numeric values as numbers (version=10 after version=9)."""
+    return [(0, int(v), "") if v.isdigit() else (1, 0, v) for v in key.values()]
 
 
 def _conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:

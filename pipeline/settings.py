@@ -164,6 +164,38 @@ class AlignSettings(_Model):
         return self
 
 
+class KGSettings(_Model):
+    """KG assembly (build), interactions and splits, and the publish gate (validate)."""
+
+    inverse_relations: bool = Field(
+        default=False, description="add each relation's inverse as its own relation id (as KGAT does)"
+    )
+    year_bucket: int = Field(default=10, ge=0, le=100,
+                             description="dates become year-bucket entities this many years wide; 0 drops them")
+    min_tail_degree: int = Field(default=1, ge=1, description="drop attribute tails with fewer triples than this")
+    max_tail_degree: int | None = Field(
+        default=None, ge=1, description="keep at most this many triples per attribute tail (hubs); none: no cap"
+    )
+    implicit_threshold: float | None = Field(
+        default=None, description="least interaction weight counted as positive (MovieLens 4.0); none: all"
+    )
+    valid: float = Field(default=0.1, ge=0, lt=1, description="share of each user's interactions for validation")
+    test: float = Field(default=0.2, ge=0, lt=1, description="share of each user's interactions for test")
+    cold_items: float = Field(default=0.1, ge=0, lt=1,
+                              description="share of items held out whole (all their interactions in cold_test)")
+    temporal: bool = Field(default=False, description="split by time (latest interactions are the test)")
+    max_shrink: float = Field(default=0.2, ge=0, le=1,
+                              description="validate: counts may shrink at most this much vs the published KG")
+    max_growth: float | None = Field(default=1.0, ge=0,
+                                     description="validate: counts may grow at most this much; none: no limit")
+
+    @model_validator(mode="after")
+    def _shares(self) -> KGSettings:
+        if self.valid + self.test >= 1:
+            raise ValueError(f"valid + test must be below 1 (got {self.valid} + {self.test})")
+        return self
+
+
 class WarehouseSettings(_Model):
     """SQLAlchemy URL of the warehouse; default ``duckdb:///<home>/warehouse.duckdb``."""
 
@@ -195,6 +227,7 @@ class Settings(_Model):
     sources: dict[str, SourceSettings] = Field(min_length=1)
     extract: ExtractSettings = ExtractSettings()
     align: AlignSettings = AlignSettings()
+    kg: KGSettings = KGSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
 
     @model_validator(mode="after")

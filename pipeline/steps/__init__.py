@@ -12,8 +12,11 @@ from typing import Any
 
 from pipeline.settings import Settings
 from pipeline.steps.align import align
+from pipeline.steps.build import build
 from pipeline.steps.extract import extract, extract_facts
 from pipeline.steps.ingest import ingest
+from pipeline.steps.publish import publish
+from pipeline.steps.validate import validate
 
 Step = Callable[[Settings, date], Any]
 
@@ -22,4 +25,7 @@ STEPS: dict[str, Step] = {
     "extract": extract,
     "align": align,
     "extract_facts": extract_facts,
+    "build": build,
+    "validate": validate,
+    "publish": publish,
 }

@@ -222,7 +222,31 @@ def test_attachments_are_swapped_in_with_the_tables_and_verified(tmp_path: Path)
         lake.verify("alignment", KEY)
     with pytest.raises(LakeError, match="no attachment 'scores.png'"):
         lake.attachment("alignment", KEY, "scores.png")
-    for bad in ({"../x.csv": b""}, {"links.parquet": b""}):
-        with pytest.raises(LakeError, match="bad file name|would overwrite a table"):
+    for bad in ({"../x.csv": b""}, {"links.parquet": b""}, {"a/b/c.txt": b""}):
+        with pytest.raises(LakeError, match="bad attachment name|would overwrite a table"):
             lake.write("alignment", KEY, {"links": _items(1)}, config_hash="h", attachments=bad)
     assert lake.read("alignment", KEY, "links").height == 3  # refused writes changed nothing
+
+
+def test_attach_adds_files_in_a_folder_and_keeps_tables_and_earlier_attachments(tmp_path: Path):
+    lake = Lake(tmp_path / "lake")
+    key = {"version": "3"}
+    lake.write("kg", key, {"triples": _items(4)}, config_hash="h", inputs=[{"dataset": "x"}], extra={"run": 1},
+               attachments={"notes.txt": b"first"})
+    before = lake.manifest("kg", key)
+    lake.attach("kg", key, {"validation/report.md": b"# PASS"}, extra={"validation": {"success": True}})
+    after = lake.manifest("kg", key)
+    assert after.files == before.files and after.inputs == before.inputs
+    assert after.extra == {"run": 1, "validation": {"success": True}}
+    assert set(after.attachments) == {"notes.txt", "validation/report.md"}
+    assert lake.attachment("kg", key, "validation/report.md") == b"# PASS"
+    lake.verify("kg", key)
+    with pytest.raises(PartitionNotFound):
+        lake.attach("kg", {"version": "4"}, {"x.txt": b""})
+
+
+def test_numeric_partition_values_sort_as_numbers(tmp_path: Path):
+    lake = Lake(tmp_path / "lake")
+    for version in (10, 9, 2):
+        lake.write("kg", {"version": str(version)}, {"t": _items(1)}, config_hash="h")
+    assert [p["version"] for p in lake.partitions("kg")] == ["2", "9", "10"]
