@@ -39,6 +39,7 @@ test: setup
 bench: setup
 	$(PY) bench/extract.py
 	$(PY) bench/align.py
+	$(PY) bench/kg.py
 
 # Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
 lock:

@@ -75,7 +75,8 @@ def assemble(
 
     ``facts`` may be a lazy scan: each use collects only the rows and columns it needs.
     """
-    stats: dict[str, Any] = {}
+    stats: dict[str, Any] = {"rare_tail_triples_dropped": 0, "hub_triples_dropped": 0, "hubs_capped": 0,
+                             "unreachable_triples_dropped": 0}
     facts = facts.lazy()
     linked = _item_links(items, links, source_order, stats)
     iri_key = linked.select(pl.col("entity_iri").alias("iri"), "key").unique()
@@ -85,12 +86,15 @@ def assemble(
         (pl.col("object_kind") == "literal") & ~pl.col("predicate").is_in(label_predicates)
         & pl.col("subject").is_in(subjects.implode())
     ).select(pl.len()).collect().item() - dates.height
-    keyed = _to_keys(pl.concat([edges, dates]), iri_key)
-    self_loops = keyed.filter(pl.col("head") == pl.col("tail")).height
-    triples = _degree_filter(keyed.filter(pl.col("head") != pl.col("tail")), config, stats)
-    triples = _prune_unreachable(triples, config.hops, stats)
     stats |= {"facts_in": facts.select(pl.len()).collect().item(), "relation_facts": edges.height,
-              "year_facts": dates.height, "self_loops_dropped": self_loops}
+              "year_facts": dates.height}
+    keyed = _to_keys(pl.concat([edges, dates]), iri_key)
+    del edges  # the large frames go as soon as they are used: peak memory is what limits the scale
+    stats["self_loops_dropped"] = keyed.filter(pl.col("head") == pl.col("tail")).height
+    triples = keyed.filter(pl.col("head") != pl.col("tail"))
+    del keyed
+    if config.min_tail_degree > 1 or config.max_tail_degree is not None:
+        triples = _prune_unreachable(_degree_filter(triples, config, stats), config.hops, stats)
     if config.inverse_relations:
         inverse = triples.select(
             pl.col("tail").alias("head"), (INVERSE + pl.col("predicate")).alias("predicate"),
@@ -153,7 +157,7 @@ def _reachable(
     """IRI-valued facts within ``hops`` of ``start`` (``subject, predicate, object``) and their subjects."""
     relational = facts.filter(
         (pl.col("object_kind") == "iri") & ~pl.col("predicate").is_in(label_predicates)
-    ).select("subject", "predicate", "object").unique().collect()
+    ).select("subject", "predicate", "object").collect(engine="streaming")
     frontier = start.unique().alias("subject")
     seen = frontier
     subjects = [frontier]
@@ -199,11 +203,14 @@ def year_label(key: pl.Expr) -> pl.Expr:
 
 def _to_keys(spo: pl.DataFrame, iri_key: pl.DataFrame) -> pl.DataFrame:
     """``head, predicate, tail`` entity keys: linked IRIs become their items' keys (one row per item)."""
+    keys = iri_key.lazy()
     return (
-        spo.join(iri_key.rename({"iri": "subject", "key": "head"}), on="subject", how="left")
-        .join(iri_key.rename({"iri": "object", "key": "tail"}), on="object", how="left")
+        spo.lazy()
+        .join(keys.rename({"iri": "subject", "key": "head"}), on="subject", how="left")
+        .join(keys.rename({"iri": "object", "key": "tail"}), on="object", how="left")
         .select(pl.coalesce("head", "subject").alias("head"), "predicate", pl.coalesce("tail", "object").alias("tail"))
         .unique()
+        .collect(engine="streaming")
     )
 
 

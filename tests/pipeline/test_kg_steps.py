@@ -117,6 +117,18 @@ def test_build_validate_publish_twice_with_the_cli_changes_no_id_and_no_file_has
     again = kgrec("publish", "--date", str(DAY), env=env)
     assert "already published" in again.stdout
 
+    # The published KG goes to RecBole and KGAT as it is.
+    out = home / "exports"
+    run = kgrec("export", "recbole", "--out", str(out), "--name", "sample", env=env)
+    assert run.returncode == 0 and "KG version 2" in run.stdout, run.stderr
+    kg_lines = (out / "sample" / "sample.kg").read_text().splitlines()
+    assert kg_lines[0] == "head_id:token\trelation_id:token\ttail_id:token"
+    assert len(kg_lines) - 1 == kg_store.manifest(lake, 2).extra["counts"]["triples"]
+    run = kgrec("export", "kgat", "--out", str(out / "kgat"), "--version", "1", env=env)
+    assert run.returncode == 0 and (out / "kgat" / "kg_final.txt").is_file(), run.stderr
+    run = kgrec("export", "kgat", "--out", str(out / "x"), "--version", "9", env=env)
+    assert run.returncode == 1 and "KG version 9 does not exist" in run.stderr
+
 
 def replace_table(lake: Lake, version: int, table: str, change) -> None:  # noqa: ANN001
     """Rewrite one table of a version (with a consistent manifest), as a bad build would."""
