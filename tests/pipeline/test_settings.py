@@ -62,6 +62,9 @@ def test_overrides_beat_environment():
         ({"KGREC_ALIGN__REVIEW": "0.95"}, ["align", "review (0.95) must not exceed accept (0.9)"]),
         ({"KGREC_ALIGN__MATCHERS": '["exact_label", "soundex"]'}, ["align.matchers.1", "'soundex'"]),
         ({"KGREC_ALIGN__FUZZY_SCORER": "jaro"}, ["align.fuzzy_scorer", "'token_sort_ratio'"]),
+        ({"KGREC_KG__VALID": "0.5", "KGREC_KG__TEST": "0.5"}, ["kg", "valid + test must be below 1"]),
+        ({"KGREC_KG__COLD_ITEMS": "1.5"}, ["kg.cold_items", "less than 1", "KGREC_KG__COLD_ITEMS"]),
+        ({"KGREC_KG__MIN_TAIL_DEGREE": "0"}, ["kg.min_tail_degree", "greater than or equal to 1"]),
     ],
 )
 def test_invalid_config_names_key_allowed_values_and_source(environ: dict[str, str], expected: list[str]):
