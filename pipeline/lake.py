@@ -335,25 +335,22 @@ class Lake:
 
     def read(self, dataset: str, key: Mapping[str, str], name: str) -> pl.DataFrame:
         """Read one table of a complete partition."""
-        manifest = self.manifest(dataset, key)
-        if name not in manifest.files:
-            raise LakeError(
-                f"{dataset}/{partition_name(key)} has no table {name!r} (it has {', '.join(manifest.files)})"
-            )
-        path = f"{self.partition_path(dataset, key)}/{name}.parquet"
-        return pl.from_arrow(pq.read_table(path, filesystem=self.fs))
+        return pl.from_arrow(pq.read_table(self._table_path(dataset, key, name), filesystem=self.fs))
 
     def scan(self, dataset: str, key: Mapping[str, str], name: str) -> pl.LazyFrame:
         """One table of a complete partition as a lazy scan (filters and column choices pushed down)."""
+        path = self._table_path(dataset, key, name)
+        if self._local:
+            return pl.scan_parquet(path)
+        return pl.from_arrow(pq.read_table(path, filesystem=self.fs)).lazy()
+
+    def _table_path(self, dataset: str, key: Mapping[str, str], name: str) -> str:
         manifest = self.manifest(dataset, key)
         if name not in manifest.files:
             raise LakeError(
                 f"{dataset}/{partition_name(key)} has no table {name!r} (it has {', '.join(manifest.files)})"
             )
-        path = f"{self.partition_path(dataset, key)}/{name}.parquet"
-        if self._local:
-            return pl.scan_parquet(path)
-        return pl.from_arrow(pq.read_table(path, filesystem=self.fs)).lazy()
+        return f"{self.partition_path(dataset, key)}/{name}.parquet"
 
     def partitions(self, dataset: str) -> list[dict[str, str]]:
         """Complete partitions of a dataset (those with a manifest), sorted by name."""
