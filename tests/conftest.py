@@ -73,6 +73,15 @@ def sample_wikidata(serve_mirror) -> str:
 
 
 @pytest.fixture(scope="session")
+def sample_mirrors(serve_mirror) -> dict[str, str]:
+    """The sample's two mirrors, as the KGREC_* variables that point the sample profile at them."""
+    return {
+        "KGREC_SOURCES__WIKIDATA__ENDPOINT": serve_mirror("sample-wikidata", [SAMPLE / "mirror" / "wikidata.nt"]),
+        "KGREC_SOURCES__DBPEDIA__ENDPOINT": serve_mirror("sample-dbpedia", [SAMPLE / "mirror" / "dbpedia.nt"]),
+    }
+
+
+@pytest.fixture(scope="session")
 def shared_wikidata(serve_mirror, shared_data: Path) -> str:
     return serve_mirror("shared-wikidata", sorted((shared_data / "wikidata-movielens-small").glob("*.nt.gz")))
 

@@ -24,11 +24,8 @@ ITEMS = SAMPLE / "catalog" / "items.csv"
 
 
 @pytest.fixture(scope="module")
-def mirrors(serve_mirror) -> dict[str, str]:
-    return {
-        "KGREC_SOURCES__WIKIDATA__ENDPOINT": serve_mirror("sample-wikidata", [SAMPLE / "mirror" / "wikidata.nt"]),
-        "KGREC_SOURCES__DBPEDIA__ENDPOINT": serve_mirror("sample-dbpedia", [SAMPLE / "mirror" / "dbpedia.nt"]),
-    }
+def mirrors(sample_mirrors) -> dict[str, str]:
+    return sample_mirrors
 
 
 def test_align_step_writes_links_review_and_report_and_keeps_overrides(tmp_path: Path, mirrors):

@@ -19,7 +19,7 @@ from kg_build.sparql import PING_QUERY, SparqlClient
 from pipeline.lake import Lake
 from pipeline.settings import load_settings
 from pipeline.steps.extract import ExtractError, extract, extract_source
-from tests.conftest import SAMPLE, free_port, kgrec
+from tests.conftest import free_port, kgrec
 from tests.faultproxy import FaultProxy
 
 DAY = date(2026, 11, 21)
@@ -30,10 +30,8 @@ def _settings(home: Path, **env: str):
     return load_settings(environ={"KGREC_HOME": str(home), **env})
 
 
-def test_extract_step_on_the_sample_and_an_identical_rerun(tmp_path: Path, serve_mirror):
-    wikidata = serve_mirror("sample-wikidata", [SAMPLE / "mirror" / "wikidata.nt"])
-    dbpedia = serve_mirror("sample-dbpedia", [SAMPLE / "mirror" / "dbpedia.nt"])
-    settings = _settings(tmp_path, KGREC_SOURCES__WIKIDATA__ENDPOINT=wikidata, KGREC_SOURCES__DBPEDIA__ENDPOINT=dbpedia)
+def test_extract_step_on_the_sample_and_an_identical_rerun(tmp_path: Path, sample_mirrors):
+    settings = _settings(tmp_path, **sample_mirrors)
     result = extract(settings, DAY)
     lake = Lake(tmp_path / "lake")
     manifest = lake.manifest("raw_triples", PART)

@@ -24,7 +24,7 @@ from pipeline.steps.extract import extract
 from pipeline.steps.ingest import ingest
 from pipeline.steps.publish import PublishRefused, publish
 from pipeline.steps.validate import ValidationFailed, validate
-from tests.conftest import SAMPLE, kgrec
+from tests.conftest import kgrec
 
 DAY = date(2026, 11, 21)
 D = {"run_date": "2026-11-21"}
@@ -32,23 +32,19 @@ P577 = "http://www.wikidata.org/prop/direct/P577"
 
 
 @pytest.fixture(scope="module")
-def upstream(tmp_path_factory: pytest.TempPathFactory, serve_mirror) -> tuple[Path, dict[str, str]]:
+def upstream(tmp_path_factory: pytest.TempPathFactory, sample_mirrors) -> Path:
     """A home whose lake holds the sample's catalog, interactions, raw triples and alignment for DAY."""
-    env = {
-        "KGREC_SOURCES__WIKIDATA__ENDPOINT": serve_mirror("sample-wikidata", [SAMPLE / "mirror" / "wikidata.nt"]),
-        "KGREC_SOURCES__DBPEDIA__ENDPOINT": serve_mirror("sample-dbpedia", [SAMPLE / "mirror" / "dbpedia.nt"]),
-    }
     home = tmp_path_factory.mktemp("kg-upstream")
-    settings = load_settings(environ={"KGREC_HOME": str(home), **env})
+    settings = load_settings(environ={"KGREC_HOME": str(home), **sample_mirrors})
     ingest(settings, DAY)
     extract(settings, DAY)
     align(settings, DAY)
-    return home, env
+    return home
 
 
 @pytest.fixture
-def home(tmp_path: Path, upstream) -> Path:
-    shutil.copytree(upstream[0], tmp_path / "home", ignore=shutil.ignore_patterns("cache"))
+def home(tmp_path: Path, upstream: Path) -> Path:
+    shutil.copytree(upstream, tmp_path / "home", ignore=shutil.ignore_patterns("cache"))
     return tmp_path / "home"
 
 
