@@ -196,6 +196,20 @@ class KGSettings(_Model):
         return self
 
 
+class TrainSettings(_Model):
+    """Model training (``kgrec train``, the kg_train DAG): which models, on which protocol."""
+
+    models: list[str] = Field(default=["kgcn"], min_length=1,
+                              description="models to train on each published KG (names of models.MODELS, checked "
+                              "when training starts, so loading settings never imports torch)")
+    protocol: Literal["ranking", "ctr"] = Field(default="ranking", description="validation protocol for early "
+                                                "stopping: ranking (recall@20) or ctr (AUC)")
+    epochs: int | None = Field(default=None, ge=1, description="cap on epochs; none: the model's default")
+    hyper: dict[str, dict[str, Any]] = Field(
+        default={}, description="per-model overrides of models/defaults.toml, e.g. {kgcn = {hops = 2}}"
+    )
+
+
 class WarehouseSettings(_Model):
     """SQLAlchemy URL of the warehouse; default ``duckdb:///<home>/warehouse.duckdb``."""
 
@@ -228,6 +242,7 @@ class Settings(_Model):
     extract: ExtractSettings = ExtractSettings()
     align: AlignSettings = AlignSettings()
     kg: KGSettings = KGSettings()
+    train: TrainSettings = TrainSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
 
     @model_validator(mode="after")

@@ -1,0 +1,132 @@
+"""The model interface: :class:`RecModel` for recommenders and :class:`KGEModel` for KG embeddings.
+
+Constructors take counts and hyperparameters as keyword arguments with their defaults in the
+signature, never a dataset or a config dict. Users and items are dense indices
+(``user_index`` in 0..num_users-1, ``item_index`` in 0..num_items-1); entities and relations are
+dense model indices (see :mod:`models.data`). Graphs are buffers, so ``.to(device)`` moves them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any, Self
+
+import torch
+from torch import nn
+
+from models.typing import FloatTensor, LongTensor
+
+if TYPE_CHECKING:
+    from models.data import RecData
+
+
+@dataclass(frozen=True)
+class InteractionBatch:
+    """One training batch of (user, positive item, sampled negative item); each shape (B,)."""
+
+    users: LongTensor
+    pos_items: LongTensor
+    neg_items: LongTensor
+
+    def to(self, device: torch.device) -> InteractionBatch:
+        return InteractionBatch(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass(frozen=True)
+class TripleBatch:
+    """True triples and one corrupted copy each (head or tail replaced); each shape (B,)."""
+
+    heads: LongTensor
+    relations: LongTensor
+    tails: LongTensor
+    neg_heads: LongTensor
+    neg_tails: LongTensor
+
+    def to(self, device: torch.device) -> TripleBatch:
+        return TripleBatch(*(getattr(self, f.name).to(device) for f in fields(self)))
+
+    def __len__(self) -> int:
+        return len(self.heads)
+
+
+class RecModel(nn.Module):
+    """A recommender: higher scores mean more likely to interact.
+
+    ``kind`` names the data a model trains on (``"interactions"``); ``trainable`` is False for
+    count-based baselines, which the trainer fits in one pass without an optimiser.
+    """
+
+    kind = "interactions"
+    trainable = True
+
+    def __init__(self, *, num_users: int, num_items: int) -> None:
+        super().__init__()
+        if num_users < 1 or num_items < 1:
+            raise ValueError(f"num_users and num_items must be positive, got {num_users}, {num_items}")
+        self.num_users, self.num_items = num_users, num_items
+
+    @classmethod
+    def from_data(cls, data: RecData, **hyper: Any) -> Self:
+        """The model for ``data``'s counts (KG models add the graph; RippleNet its ripple sets)."""
+        return cls(num_users=data.num_users, num_items=data.num_items, **hyper)
+
+    def loss(self, batch: InteractionBatch) -> FloatTensor:
+        """The training loss of one batch (a scalar)."""
+        raise NotImplementedError
+
+    def score(self, users: LongTensor, items: LongTensor) -> FloatTensor:
+        """Scores of the pairs ``(users[b], items[b])``. users, items: shape (B,) -> (B,)."""
+        raise NotImplementedError
+
+    def score_all(self, users: LongTensor) -> FloatTensor:
+        """Scores of every item for each user. users: shape (B,) -> (B, num_items)."""
+        raise NotImplementedError
+
+    def on_epoch_start(self, generator: torch.Generator) -> None:
+        """Hook before each training epoch (e.g. re-sample neighbourhoods); nothing by default."""
+
+
+def item_chunks(num_items: int, per_item_cost: int, rows: int, budget: int = 1 << 24) -> list[LongTensor]:
+    """Item index ranges whose ``rows x items x per_item_cost`` work stays under ``budget`` elements."""
+    size = max(1, budget // max(rows * per_item_cost, 1))
+    return list(torch.arange(num_items).split(size))
+
+
+class KGEModel(nn.Module):
+    """A knowledge-graph embedding: ``score_hrt(h, r, t)``, higher = more plausible."""
+
+    kind = "triples"
+    trainable = True
+
+    def __init__(self, *, num_entities: int, num_relations: int) -> None:
+        super().__init__()
+        if num_entities < 1 or num_relations < 1:
+            raise ValueError(f"num_entities and num_relations must be positive, got {num_entities}, {num_relations}")
+        self.num_entities, self.num_relations = num_entities, num_relations
+
+    @classmethod
+    def from_data(cls, data: RecData, **hyper: Any) -> Self:
+        """The model for the counts of ``data``'s KG."""
+        return cls(num_entities=data.kg.num_entities, num_relations=data.kg.num_relations, **hyper)
+
+    def score_hrt(self, h: LongTensor, r: LongTensor, t: LongTensor) -> FloatTensor:
+        """Scores of the triples. h, r, t: shape (B,) -> (B,)."""
+        raise NotImplementedError
+
+    def score_t(self, h: LongTensor, r: LongTensor) -> FloatTensor:
+        """Scores of every entity as the tail. h, r: shape (B,) -> (B, num_entities)."""
+        raise NotImplementedError
+
+    def score_h(self, r: LongTensor, t: LongTensor) -> FloatTensor:
+        """Scores of every entity as the head. r, t: shape (B,) -> (B, num_entities)."""
+        raise NotImplementedError
+
+    def loss(self, batch: TripleBatch) -> FloatTensor:
+        """The training loss of one batch (a scalar)."""
+        raise NotImplementedError
+
+    def on_epoch_start(self, generator: torch.Generator) -> None:
+        """Hook before each training epoch; nothing by default."""

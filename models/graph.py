@@ -1,0 +1,182 @@
+"""The KG as tensors, and the seeded, vectorised sampling built once outside the models.
+
+- :class:`KnowledgeGraph`: triples ``(heads, relations, tails)`` over dense entity and relation
+  indices, and ``item_entity`` (item_index -> entity index; items are *not* the first entities).
+- :func:`sample_neighbors`: KGCN's fixed-size neighbourhood, K (entity, relation) pairs per entity
+  on the undirected graph, without replacement when an entity has at least K neighbours.
+- :func:`ripple_sets`: RippleNet's ripple sets, M (head, relation, tail) memories per user and hop,
+  spreading from the user's training items along directed triples.
+
+No loop runs over entities, users or edges: sampling is sort + segment offsets + ``searchsorted``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from models.typing import BoolTensor, LongTensor
+
+
+@dataclass(frozen=True)
+class KnowledgeGraph:
+    """Triples over dense indices. heads, relations, tails: shape (E,); item_entity: shape (num_items,)."""
+
+    num_entities: int
+    num_relations: int
+    heads: LongTensor
+    relations: LongTensor
+    tails: LongTensor
+    item_entity: LongTensor
+
+    def __post_init__(self) -> None:
+        n = len(self.heads)
+        if not len(self.relations) == len(self.tails) == n:
+            raise ValueError("heads, relations and tails must have the same length")
+        for name, ids, bound in [("heads", self.heads, self.num_entities), ("tails", self.tails, self.num_entities),
+                                 ("relations", self.relations, self.num_relations),
+                                 ("item_entity", self.item_entity, self.num_entities)]:
+            if len(ids) and (int(ids.min()) < 0 or int(ids.max()) >= bound):
+                raise ValueError(f"{name} holds an index outside 0..{bound - 1}")
+
+    @property
+    def num_triples(self) -> int:
+        return len(self.heads)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_entity)
+
+    def undirected(self) -> tuple[LongTensor, LongTensor]:
+        """``edge_index`` (2, 2E) with both directions of every triple and ``edge_type`` (2E,).
+
+        Row 0 holds the source (the entity being aggregated into), row 1 the neighbour.
+        """
+        src = torch.cat([self.heads, self.tails])
+        dst = torch.cat([self.tails, self.heads])
+        return torch.stack([src, dst]), torch.cat([self.relations, self.relations])
+
+
+@dataclass(frozen=True)
+class Neighbors:
+    """K sampled neighbours per entity. entity, relation, mask: shape (num_entities, K).
+
+    An entity with no neighbour has all slots masked (entity = itself, relation 0, mask False).
+    """
+
+    entity: LongTensor
+    relation: LongTensor
+    mask: BoolTensor
+
+
+@dataclass(frozen=True)
+class RippleSets:
+    """M memories per user and hop. heads, relations, tails, mask: shape (num_users, H, M).
+
+    A user with no triple to spread along at a hop has that hop masked.
+    """
+
+    heads: LongTensor
+    relations: LongTensor
+    tails: LongTensor
+    mask: BoolTensor
+
+
+def _csr(src: LongTensor, n: int, generator: torch.Generator | None) -> tuple[LongTensor, LongTensor]:
+    """Edges grouped by ``src`` in random order within each group: (order (E,), pointer (n + 1,))."""
+    keys = torch.rand(len(src), generator=generator, dtype=torch.float64)
+    order = torch.argsort(src.double() + keys * 0.5, stable=True)  # by src, random within src
+    counts = torch.bincount(src, minlength=n)
+    pointer = torch.zeros(n + 1, dtype=torch.long)
+    pointer[1:] = torch.cumsum(counts, 0)
+    return order, pointer
+
+
+def sample_neighbors(
+    edge_index: LongTensor, edge_type: LongTensor, num_entities: int, k: int, generator: torch.Generator | None = None
+) -> Neighbors:
+    """K neighbours per entity: a random K without replacement when the degree is at least K,
+    else every neighbour plus uniform draws with replacement to fill K (the KGCN paper's sampling).
+
+    edge_index: shape (2, E) (source, neighbour); edge_type: shape (E,).
+    """
+    if k < 1:
+        raise ValueError(f"neighbour sample size must be >= 1, got {k}")
+    order, pointer = _csr(edge_index[0], num_entities, generator)
+    degree = pointer[1:] - pointer[:-1]  # (N,)
+    slot = torch.arange(k).expand(num_entities, k)  # (N, K)
+    draw = (torch.rand(num_entities, k, generator=generator) * degree.clamp_min(1)[:, None]).long()
+    offset = torch.where(slot < degree[:, None], slot, draw)  # first min(deg, K) distinct, then draws
+    mask = degree[:, None].expand(num_entities, k) > 0
+    position = (pointer[:-1, None] + offset).clamp_max(max(len(order) - 1, 0))
+    if len(order) == 0:
+        itself = torch.arange(num_entities)[:, None].expand(num_entities, k)
+        return Neighbors(itself.clone(), torch.zeros_like(itself), mask)
+    edge = order[position]  # (N, K)
+    entity = torch.where(mask, edge_index[1][edge], torch.arange(num_entities)[:, None])
+    relation = torch.where(mask, edge_type[edge], torch.zeros_like(edge))
+    return Neighbors(entity, relation, mask)
+
+
+def ripple_sets(
+    kg: KnowledgeGraph,
+    users: LongTensor,
+    items: LongTensor,
+    num_users: int,
+    hops: int,
+    memory: int,
+    generator: torch.Generator | None = None,
+) -> RippleSets:
+    """Ripple sets of every user (Wang et al., CIKM 2018, RippleNet).
+
+    Hop 1 memories are triples whose head is one of the user's items (their entities); hop h + 1
+    memories are triples whose head is a tail of the user's hop h memories. Each hop draws M
+    memories uniformly, with replacement, from all the user's candidate triples at that hop.
+
+    users, items: shape (I,), the training interactions the sets spread from.
+    """
+    if hops < 1 or memory < 1:
+        raise ValueError(f"hops and memory must be >= 1, got {hops}, {memory}")
+    order, pointer = _csr(kg.heads, kg.num_entities, generator)
+    degree = pointer[1:] - pointer[:-1]
+    seed_user, seed_entity = users, kg.item_entity[items]
+    heads, relations, tails, masks = [], [], [], []
+    for _ in range(hops):  # over hops (H), never over users or entities
+        edge, found = _draw_edges(seed_user, seed_entity, order, pointer, degree, num_users, memory, generator)
+        heads.append(kg.heads[edge])
+        relations.append(kg.relations[edge])
+        tails.append(kg.tails[edge])
+        masks.append(found[:, None].expand(num_users, memory))
+        seed_user = torch.arange(num_users).repeat_interleave(memory)[masks[-1].reshape(-1)]
+        seed_entity = tails[-1].reshape(-1)[masks[-1].reshape(-1)]
+    stack = lambda parts: torch.stack(parts, dim=1)  # noqa: E731  (U, H, M)
+    return RippleSets(stack(heads), stack(relations), stack(tails), stack(masks))
+
+
+def _draw_edges(
+    seed_user: LongTensor,
+    seed_entity: LongTensor,
+    order: LongTensor,
+    pointer: LongTensor,
+    degree: LongTensor,
+    num_users: int,
+    memory: int,
+    generator: torch.Generator | None,
+) -> tuple[LongTensor, BoolTensor]:
+    """M edges per user drawn uniformly from the out-edges of the user's seeds: (edge (U, M), found (U,))."""
+    by_user = torch.argsort(seed_user, stable=True)
+    seed_user, seed_entity = seed_user[by_user], seed_entity[by_user]
+    seed_degree = degree[seed_entity]  # (S,)
+    cum = torch.cumsum(seed_degree, 0)  # (S,) candidates up to and including each seed
+    total = torch.zeros(num_users, dtype=torch.long).index_add_(0, seed_user, seed_degree)  # (U,)
+    start = torch.cumsum(total, 0) - total  # (U,) first candidate of each user
+    found = total > 0
+    if not bool(found.any()):
+        return torch.zeros(num_users, memory, dtype=torch.long), found
+    draw = (torch.rand(num_users, memory, generator=generator) * total.clamp_min(1)[:, None]).long()
+    flat = (start[:, None] + draw.clamp_max((total - 1).clamp_min(0)[:, None])).clamp_max(int(cum[-1]) - 1)
+    seed = torch.searchsorted(cum, flat, right=True)  # (U, M) which seed holds the candidate
+    within = flat - (cum[seed] - seed_degree[seed])  # offset among that seed's out-edges
+    edge = order[pointer[seed_entity[seed]] + within]
+    return torch.where(found[:, None], edge, torch.zeros_like(edge)), found

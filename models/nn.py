@@ -1,0 +1,95 @@
+"""The shared math of the model zoo, as plain functions reused by every model.
+
+KG scores (higher = more plausible): TransE, DistMult, ComplEx, and the TransR projection;
+losses: BPR, margin ranking, binary cross-entropy on positive/negative logits, an L2 term;
+segment operations over an edge index: :func:`scatter_sum` and :func:`scatter_softmax`
+(as PyG's ``utils/_softmax.py``), plus :func:`masked_softmax` for fixed-size segments.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from models.typing import BoolTensor, FloatTensor, LongTensor
+
+
+def transe_score(h: FloatTensor, r: FloatTensor, t: FloatTensor, p: int = 2) -> FloatTensor:
+    """``-||h + r - t||_p`` (Bordes et al., NeurIPS 2013). h, r, t: shape (..., d) -> (...)."""
+    return -torch.linalg.vector_norm(h + r - t, ord=p, dim=-1)
+
+
+def distmult_score(h: FloatTensor, r: FloatTensor, t: FloatTensor) -> FloatTensor:
+    """``<h, r, t> = sum_i h_i r_i t_i`` (Yang et al., ICLR 2015). h, r, t: shape (..., d) -> (...)."""
+    return (h * r * t).sum(-1)
+
+
+def complex_score(h: FloatTensor, r: FloatTensor, t: FloatTensor) -> FloatTensor:
+    """``Re(<h, r, conj(t)>)`` (Trouillon et al., ICML 2016).
+
+    h, r, t: shape (..., 2d), the real parts in ``[..., :d]`` and the imaginary parts in ``[..., d:]``.
+    """
+    h_re, h_im = h.chunk(2, dim=-1)
+    r_re, r_im = r.chunk(2, dim=-1)
+    t_re, t_im = t.chunk(2, dim=-1)
+    return (h_re * r_re * t_re + h_im * r_re * t_im + h_re * r_im * t_im - h_im * r_im * t_re).sum(-1)
+
+
+def transr_project(e: FloatTensor, m: FloatTensor) -> FloatTensor:
+    """``e M_r``: entity vectors into relation space (Lin et al., AAAI 2015).
+
+    e: shape (..., d_e); m: shape (..., d_e, d_r), broadcastable against e -> shape (..., d_r).
+    """
+    return torch.matmul(e.unsqueeze(-2), m).squeeze(-2)
+
+
+def bpr_loss(pos: FloatTensor, neg: FloatTensor) -> FloatTensor:
+    """``-mean(log sigmoid(pos - neg))`` (Rendle et al., UAI 2009). pos, neg: shape (B,)."""
+    return -F.logsigmoid(pos - neg).mean()
+
+
+def margin_loss(pos: FloatTensor, neg: FloatTensor, margin: float) -> FloatTensor:
+    """``mean(max(0, margin - pos + neg))`` for scores where higher is better. pos, neg: shape (B,)."""
+    return F.relu(margin - pos + neg).mean()
+
+
+def bce_loss(pos: FloatTensor, neg: FloatTensor) -> FloatTensor:
+    """Binary cross-entropy of logits, label 1 for ``pos`` and 0 for ``neg`` (the CTR loss). shape (B,)."""
+    logits = torch.cat([pos, neg])
+    labels = torch.cat([torch.ones_like(pos), torch.zeros_like(neg)])
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+def l2_penalty(*tensors: FloatTensor) -> FloatTensor:
+    """``sum_t ||t||^2 / 2``, divided by the batch size (the first dimension of the first tensor)."""
+    batch = max(tensors[0].shape[0], 1)
+    return sum(t.float().pow(2).sum() for t in tensors) / (2 * batch)
+
+
+def scatter_sum(src: FloatTensor, index: LongTensor, num_segments: int) -> FloatTensor:
+    """Sum the rows of ``src`` into segments. src: shape (E, ...); index: shape (E,) -> (num_segments, ...)."""
+    out = src.new_zeros((num_segments, *src.shape[1:]))
+    return out.index_add_(0, index, src)
+
+
+def scatter_softmax(src: FloatTensor, index: LongTensor, num_segments: int) -> FloatTensor:
+    """Softmax of ``src`` within each segment of ``index``. src, index: shape (E,) -> (E,).
+
+    Entries of ``-inf`` get weight 0; a segment whose entries are all ``-inf`` gets all zeros.
+    """
+    seg_max = src.new_full((num_segments,), float("-inf")).scatter_reduce(0, index, src, "amax")
+    seg_max = torch.where(torch.isfinite(seg_max), seg_max, torch.zeros_like(seg_max))
+    exp = (src - seg_max[index]).exp()
+    denom = scatter_sum(exp, index, num_segments)
+    return exp / denom[index].clamp_min(torch.finfo(exp.dtype).tiny)
+
+
+def masked_softmax(scores: FloatTensor, mask: BoolTensor, dim: int = -1) -> FloatTensor:
+    """Segment softmax for fixed-size segments laid out along ``dim`` (a sampled neighbourhood of K).
+
+    The same result as :func:`scatter_softmax` over the edge index ``arange(n).repeat_interleave(K)``;
+    masked entries get weight 0, and an all-masked segment gets all zeros.
+    scores, mask: shape (..., K, ...).
+    """
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=dim)
+    return torch.nan_to_num(weights, nan=0.0)

@@ -1,0 +1,86 @@
+"""Training batches: interactions with uniform negatives, and corrupted triples. Seeded, vectorised.
+
+:class:`NegativeSampler` draws items uniformly from a candidate set and redraws, for the whole
+batch at once, every draw that hits one of the user's training positives, so a negative is never a
+positive. Lookups are ``searchsorted`` on sorted ``user * num_items + item`` keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from models.base import InteractionBatch, TripleBatch
+from models.graph import KnowledgeGraph
+from models.typing import BoolTensor, LongTensor
+
+MAX_ROUNDS = 1000
+
+
+class PairSet:
+    """A set of (user, item) pairs with a vectorised membership test."""
+
+    def __init__(self, users: LongTensor, items: LongTensor, num_items: int) -> None:
+        self.num_items = num_items
+        self.keys = torch.unique(users.long() * num_items + items.long())  # sorted
+
+    def contains(self, users: LongTensor, items: LongTensor) -> BoolTensor:
+        keys = users.long() * self.num_items + items.long()
+        if len(self.keys) == 0:
+            return torch.zeros_like(keys, dtype=torch.bool)
+        at = torch.searchsorted(self.keys, keys).clamp_max(len(self.keys) - 1)
+        return self.keys[at] == keys
+
+
+class NegativeSampler:
+    """Uniform negatives from ``candidates`` (default: every item) that are never a user's positive."""
+
+    def __init__(self, positives: PairSet, num_users: int, candidates: LongTensor) -> None:
+        self.positives, self.candidates = positives, candidates
+        users = torch.div(positives.keys, positives.num_items, rounding_mode="floor")
+        items = positives.keys % positives.num_items
+        in_candidates = torch.isin(items, candidates)
+        per_user = torch.bincount(users[in_candidates], minlength=num_users)
+        full = torch.nonzero(per_user >= len(candidates)).flatten()
+        if len(full):
+            raise ValueError(f"users {full[:5].tolist()} have every candidate item as a positive: no negative exists")
+
+    def sample(self, users: LongTensor, generator: torch.Generator | None = None) -> LongTensor:
+        """One negative item per user. users: shape (B,) -> (B,)."""
+        draw = self.candidates[torch.randint(len(self.candidates), users.shape, generator=generator)]
+        for _ in range(MAX_ROUNDS):
+            hit = self.positives.contains(users, draw)
+            if not bool(hit.any()):
+                return draw
+            redraw = torch.randint(len(self.candidates), (int(hit.sum()),), generator=generator)
+            draw[hit] = self.candidates[redraw]
+        raise RuntimeError(f"negative sampling did not converge in {MAX_ROUNDS} rounds")
+
+
+def interaction_batches(
+    users: LongTensor, items: LongTensor, sampler: NegativeSampler, batch_size: int, generator: torch.Generator
+) -> Iterator[InteractionBatch]:
+    """One epoch: every training pair once, in random order, each with a fresh negative."""
+    order = torch.randperm(len(users), generator=generator)
+    negatives = sampler.sample(users[order], generator)
+    for start in range(0, len(order), batch_size):
+        at = order[start : start + batch_size]
+        yield InteractionBatch(users[at], items[at], negatives[start : start + batch_size])
+
+
+def triple_batches(kg: KnowledgeGraph, batch_size: int, generator: torch.Generator) -> Iterator[TripleBatch]:
+    """One epoch over the triples; each gets its head or its tail (50/50) replaced by a uniform entity."""
+    order = torch.randperm(kg.num_triples, generator=generator)
+    h, r, t = kg.heads[order], kg.relations[order], kg.tails[order]
+    corrupt_head = torch.rand(len(order), generator=generator) < 0.5
+    random_entity = torch.randint(kg.num_entities, (len(order),), generator=generator)
+    neg_h = torch.where(corrupt_head, random_entity, h)
+    neg_t = torch.where(corrupt_head, t, random_entity)
+    for start in range(0, len(order), batch_size):
+        s = slice(start, start + batch_size)
+        yield TripleBatch(h[s], r[s], t[s], neg_h[s], neg_t[s])
+
+
+def num_batches(n: int, batch_size: int) -> int:
+    return (n + batch_size - 1) // batch_size

@@ -1,0 +1,167 @@
+"""``kgrec bench models``: our models side by side with RecBole 1.2.1 on the identical split.
+
+Datasets:
+- ``kgcn-music``: KGCN's Last.FM set from ``../shared/data/kgcn-music``; ctr protocol on a 60/20/20
+  per-user split (as KGCN), ranking protocol on 80/10/10.
+- ``movielens-small``: the project's own published KG (profile ``movielens``: ml-latest-small aligned to
+  the Wikidata and DBpedia mirrors), with its stored train/valid/test/cold_test split.
+
+Each (model, implementation) runs in its own process, so ``peak_mem_mb`` is that run's peak RSS (and
+``peak_gpu_mem_mb`` the CUDA peak on a GPU). Both implementations get the same hyperparameters (ours from
+``models/defaults.toml`` for the dataset, translated for RecBole), the same epoch cap and patience.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing
+import resource
+import tempfile
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("kgrec.bench")
+
+DATASETS = ("kgcn-music", "movielens-small")
+SPLIT_SEED = 2026
+SHOWN = {"ranking": ("recall@20", "ndcg@20"), "ctr": ("auc", "f1")}
+
+
+def load_kg(dataset: str, protocol: str, *, shared: Path, settings: Any = None):
+    """The benchmark's :class:`kg_build.tables.KG` (tables and split)."""
+    from kg_build.benchmarks import load_kgcn_music
+    from kg_build.splits import SplitConfig
+
+    if dataset == "kgcn-music":
+        share = 0.2 if protocol == "ctr" else 0.1
+        return load_kgcn_music(shared / "data" / "kgcn-music", SplitConfig(valid=share, test=share, seed=SPLIT_SEED))
+    if dataset == "movielens-small":
+        from pipeline import kg_store
+        from pipeline.lake import Lake, LakeError
+
+        lake = Lake(settings.lake_root)
+        version = kg_store.published(lake)
+        if version is None:
+            raise LakeError(f"movielens-small needs the movielens profile's published KG in {settings.lake_root}: "
+                            "run `kgrec -p movielens run --with-mirrors` first")
+        return kg_store.read(lake, version)
+    raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
+
+
+def run_ours(dataset: str, protocol: str, model: str, *, shared: Path, settings: Any, epochs: int | None,
+             device: str) -> dict[str, Any]:
+    """Train and evaluate one of our models in a fresh process; the result row."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(_ours, (dataset, protocol, model, shared, settings, epochs, device))
+
+
+def _ours(dataset: str, protocol: str, model: str, shared: Path, settings: Any, epochs: int | None,
+          device: str) -> dict[str, Any]:
+    import torch
+
+    from models.config import hyperparameters
+    from models.data import from_tables
+    from models.fit import evaluate, fit
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    tables = load_kg(dataset, protocol, shared=shared, settings=settings).tables()
+    tables.pop("interactions")
+    data = from_tables(**tables)
+    hyper, config = hyperparameters(model, dataset=dataset)
+    config = replace(config, device=device, epochs=epochs or config.epochs)
+    fitted = fit(model, data, protocol=protocol, hyper=hyper, config=config, progress=False)
+    metrics = evaluate(fitted.model, data, protocol, config)
+    test = metrics.get("test", {})
+    row = {"dataset": dataset, "protocol": protocol, "model": model, "implementation": "kgrec",
+           "metrics": {k: v for k, v in test.items() if k not in ("users", "pairs", "seconds")},
+           "train_s_per_epoch": round(fitted.result.train_s_per_epoch, 3), "eval_s": test.get("seconds"),
+           "epochs": fitted.result.epochs, "best_epoch": fitted.result.best_epoch,
+           "peak_mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+           "device": str(torch.device(config.device) if config.device != "auto" else
+                         ("cuda" if torch.cuda.is_available() else "cpu")),
+           "config": {"hyper": hyper, "train": asdict(config)}}
+    if "cold_test" in metrics:
+        row["cold_metrics"] = {k: v for k, v in metrics["cold_test"].items() if k not in ("users", "seconds")}
+    if torch.cuda.is_available():
+        row["peak_gpu_mem_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        row["gpu"] = torch.cuda.get_device_name()
+    return row
+
+
+def run_recbole(python: Path, data_path: Path, dataset: str, protocol: str, model: str, *, epochs: int | None,
+                timeout_s: float) -> dict[str, Any]:
+    from models.config import hyperparameters
+    from pipeline.bench.recbole_peer import recbole_config, run_peer
+
+    hyper, config = hyperparameters(model, dataset=dataset)
+    ours = {**hyper, "lr": config.lr, "batch_size": config.batch_size, "epochs": epochs or config.epochs,
+            "patience": config.patience, "seed": config.seed}
+    out = data_path / f"{model}-{protocol}.json"
+    row = run_peer(python, data_path=data_path, dataset=dataset, model=model, protocol=protocol,
+                   config=recbole_config(model, ours, protocol), out_json=out, timeout_s=timeout_s)
+    return {"dataset": dataset, "protocol": protocol, "model": model, **row, "implementation": "recbole"}
+
+
+def bench(
+    datasets: list[str],
+    protocol: str,
+    models: list[str],
+    *,
+    shared: Path,
+    settings: Any,
+    peer: str | None = None,
+    peer_root: Path | None = None,
+    epochs: int | None = None,
+    device: str = "auto",
+    timeout_s: float = 3600,
+) -> list[dict[str, Any]]:
+    """Every (dataset, model) row, ours then RecBole's when ``peer == "recbole"``."""
+    rows: list[dict[str, Any]] = []
+    python = None
+    if peer == "recbole":
+        from pipeline.bench.recbole_peer import ensure_venv
+
+        python = ensure_venv(peer_root or settings.home / "peer" / "recbole-1.2.1")
+    for dataset in datasets:
+        with tempfile.TemporaryDirectory(prefix="kgrec-bench-") as tmp:
+            if python is not None:
+                from kg_build.export.recbole import write_recbole
+
+                write_recbole(load_kg(dataset, protocol, shared=shared, settings=settings), Path(tmp), dataset)
+            for model in models:
+                began = time.perf_counter()
+                rows.append(run_ours(dataset, protocol, model, shared=shared, settings=settings, epochs=epochs,
+                                     device=device))
+                log.info("bench: %s %s kgrec done in %.0f s: %s", dataset, model, time.perf_counter() - began,
+                         rows[-1]["metrics"])
+                if python is not None:
+                    rows.append(run_recbole(python, Path(tmp), dataset, protocol, model, epochs=epochs,
+                                            timeout_s=timeout_s))
+                    log.info("bench: %s %s recbole: %s", dataset, model, rows[-1]["metrics"])
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The results as one Markdown table (test split; cold-start Recall@20 where there is a cold split)."""
+    head = ("| dataset | protocol | model | impl | metrics (test) | cold recall@20 | s/epoch | eval s | epochs "
+            "| peak MB |\n|---|---|---|---|---|---|---:|---:|---:|---:|")
+    lines = [head]
+    for r in rows:
+        shown = ", ".join(f"{k} {r['metrics'][k]:.4f}" for k in SHOWN[r["protocol"]] if k in r["metrics"])
+        cold = r.get("cold_metrics", {}).get("recall@20")
+        lines.append(f"| {r['dataset']} | {r['protocol']} | {r['model']} | {r['implementation']} | {shown} | "
+                     f"{'' if cold is None else f'{cold:.4f}'} | {r['train_s_per_epoch']:.2f} | "
+                     f"{r['eval_s']:.2f} | {r['epochs']} | {r['peak_mem_mb']:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write(rows: list[dict[str, Any]], json_out: Path | None, markdown_out: Path | None) -> None:
+    if json_out is not None:
+        json_out.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    if markdown_out is not None:
+        markdown_out.write_text(markdown(rows), encoding="utf-8")

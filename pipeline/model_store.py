@@ -1,0 +1,84 @@
+"""Trained models on disk: ``<home>/models/<model>/version=N/``.
+
+A version holds ``model.pt`` (the best ``state_dict``, loaded with ``weights_only=True``),
+``last.pt`` (the resume point), ``metrics.jsonl`` (one line per epoch), ``config.json``
+(hyperparameters, training settings, the KG version and data counts, code version, timings) and
+``eval.json`` (test and cold-start metrics). Training writes into ``version=N.partial/`` and renames
+it into place when done, so a listed version is always complete; an interrupted run leaves its
+``.partial`` folder, which ``kgrec train --resume`` continues.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+VERSION = re.compile(r"^version=(\d+)$")
+PARTIAL = re.compile(r"^version=(\d+)\.partial$")
+
+
+class ModelStoreError(LookupError):
+    """No such model or version; the message names what is missing and the command to make it."""
+
+
+def root(home: Path, model: str) -> Path:
+    return home / "models" / model
+
+
+def versions(home: Path, model: str) -> list[int]:
+    folder = root(home, model)
+    found = [VERSION.match(p.name) for p in folder.iterdir()] if folder.is_dir() else []
+    return sorted(int(m.group(1)) for m in found if m)
+
+
+def latest(home: Path, model: str) -> int:
+    found = versions(home, model)
+    if not found:
+        raise ModelStoreError(f"no trained {model!r} model under {root(home, model)}: "
+                              f"run `kgrec train --model {model}`")
+    return found[-1]
+
+
+def path(home: Path, model: str, version: int) -> Path:
+    folder = root(home, model) / f"version={version}"
+    if not folder.is_dir():
+        raise ModelStoreError(f"{model!r} has no version {version} (has: {versions(home, model) or 'none'})")
+    return folder
+
+
+def partial(home: Path, model: str) -> Path | None:
+    """The folder of an interrupted training run, if there is one."""
+    folder = root(home, model)
+    found = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := PARTIAL.match(p.name))) \
+        if folder.is_dir() else []
+    return found[-1][1] if found else None
+
+
+def new_partial(home: Path, model: str) -> Path:
+    """A fresh ``version=N.partial`` folder, N one above every version and partial folder there."""
+    folder = root(home, model)
+    folder.mkdir(parents=True, exist_ok=True)
+    taken = [int(m.group(1)) for p in folder.iterdir() if (m := VERSION.match(p.name) or PARTIAL.match(p.name))]
+    out = folder / f"version={max(taken, default=0) + 1}.partial"
+    out.mkdir()
+    return out
+
+
+def complete(partial_dir: Path) -> Path:
+    """Rename ``version=N.partial`` to ``version=N``; returns the final folder."""
+    final = partial_dir.with_name(partial_dir.name.removesuffix(".partial"))
+    os.replace(partial_dir, final)
+    return final
+
+
+def write_json(target: Path, data: dict[str, Any]) -> None:
+    tmp = target.with_name(f".{target.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+
+
+def read_json(target: Path) -> dict[str, Any]:
+    return json.loads(target.read_text(encoding="utf-8"))

@@ -1,0 +1,149 @@
+"""Train: fit the models of ``[train]`` on the published KG and store them as new model versions.
+
+For each model: hyperparameters from ``models/defaults.toml`` (per profile as the dataset name) with
+the profile's ``[train.hyper]`` and the command line on top; training to early stopping on the
+validation split; then test and cold-start metrics. The version folder appears only when complete
+(:mod:`pipeline.model_store`); ``resume`` continues an interrupted run of the same model and KG.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import asdict, replace
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pipeline import __version__, kg_store, model_store
+from pipeline.lake import Lake, LakeError
+from pipeline.settings import Settings
+
+log = logging.getLogger("kgrec.train")
+
+
+class TrainError(ValueError):
+    """Training cannot start (unknown model, bad hyperparameter, no KG, mismatched resume)."""
+
+
+def train(
+    settings: Settings,
+    run_date: date,
+    *,
+    models: list[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    epochs: int | None = None,
+    device: str | None = None,
+    resume: bool = False,
+) -> list[Path]:
+    """Train every model of ``settings.train.models`` (or ``models``); returns their version folders."""
+    kg_version, data = published_data(settings)
+    log.info("train: KG version %d: %s", kg_version, data.summary())
+    return [train_one(settings, name, data, kg_version, overrides=overrides, epochs=epochs, device=device,
+                      resume=resume) for name in models or settings.train.models]
+
+
+def published_data(settings: Settings, version: int | None = None):
+    """(KG version, :class:`models.data.RecData`) of the published KG, or of ``version``."""
+    from models.data import DataError, from_tables
+
+    lake = Lake(settings.lake_root)
+    version = version if version is not None else kg_store.published(lake)
+    if version is None:
+        raise LakeError(f"no published KG in {settings.lake_root}: run `kgrec build`, `kgrec validate` and "
+                        "`kgrec publish` first")
+    tables = kg_store.read(lake, version).tables()
+    tables.pop("interactions")
+    try:
+        return version, from_tables(**tables)
+    except DataError as exc:
+        raise TrainError(f"KG version {version} in {settings.lake_root}: {exc}") from None
+
+
+def train_one(settings: Settings, name: str, data, kg_version: int, *, overrides: dict[str, Any] | None = None,
+              epochs: int | None = None, device: str | None = None, resume: bool = False) -> Path:
+    from models.fit import fit
+
+    hyper, config = _hyperparameters(settings, name, overrides)
+    config = replace(config, seed=settings.seed, device=device or settings.device,
+                     epochs=epochs or settings.train.epochs or config.epochs)
+    protocol = settings.train.protocol
+    planned = {"model": name, "kg_version": kg_version, "protocol": protocol, "hyper": hyper,
+               "train": asdict(config), "data": data.summary(), "code_version": __version__}
+    folder = _folder(settings.home, name, planned, resume)
+    model_store.write_json(folder / "config.json", planned)
+    began = time.perf_counter()
+    try:
+        fitted = fit(name, data, protocol=protocol, hyper=hyper, config=config, out_dir=folder,
+                     resume=resume and (folder / "last.pt").exists())
+    except (TypeError, ValueError) as exc:
+        if not (folder / "last.pt").exists():  # nothing to resume: leave no empty partial folder behind
+            shutil.rmtree(folder)
+        raise TrainError(f"{name}: {exc}") from None
+    metrics = _evaluate(fitted.model, data, protocol, config)
+    model_store.write_json(folder / "eval.json", {"protocol": protocol, **metrics})
+    result = fitted.result
+    model_store.write_json(folder / "config.json", {**planned, "result": {
+        "metric": result.metric, "best_epoch": result.best_epoch, "best_valid": result.best_score,
+        "epochs": result.epochs, "train_s_per_epoch": round(result.train_s_per_epoch, 3),
+        "seconds": round(time.perf_counter() - began, 1)}})
+    final = model_store.complete(folder)
+    test = metrics.get("test", {})
+    log.info("train: %s %s: best epoch %d of %d, valid %s %.4f, test %s (%s)", name, final.name,
+             result.best_epoch, result.epochs, result.metric, result.best_score,
+             ", ".join(f"{k} {v:.4f}" for k, v in test.items() if k in ("recall@20", "ndcg@20", "auc", "f1")),
+             final)
+    return final
+
+
+def evaluate_model(settings: Settings, name: str, version: int | None = None) -> dict[str, Any]:
+    """Re-evaluate a stored model version on its KG version; rewrites its ``eval.json``."""
+    import torch
+
+    from models.fit import build_model
+    from models.trainer import TrainConfig, resolve_device
+
+    folder = model_store.path(settings.home, name, version if version is not None else
+                              model_store.latest(settings.home, name))
+    config = model_store.read_json(folder / "config.json")
+    _, data = published_data(settings, config["kg_version"])
+    train_config = replace(TrainConfig(**config["train"]), device=settings.device)
+    model = build_model(name, data, config["hyper"])
+    model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
+    model.to(resolve_device(train_config.device))
+    metrics = {"protocol": config["protocol"], **_evaluate(model, data, config["protocol"], train_config)}
+    model_store.write_json(folder / "eval.json", metrics)
+    return {"model": name, "version": folder.name, **metrics}
+
+
+def _evaluate(model, data, protocol: str, config) -> dict[str, Any]:
+    from models.fit import evaluate, evaluate_links
+
+    if model.kind == "triples":
+        return evaluate_links(model, data, config)
+    return evaluate(model, data, protocol, config)
+
+
+def _hyperparameters(settings: Settings, name: str, overrides: dict[str, Any] | None):
+    from models.config import hyperparameters
+
+    try:
+        return hyperparameters(name, dataset=settings.profile,
+                               overrides={**settings.train.hyper.get(name, {}), **(overrides or {})})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise TrainError(str(exc).strip("'\"")) from None
+
+
+def _folder(home: Path, name: str, planned: dict[str, Any], resume: bool) -> Path:
+    if resume and (found := model_store.partial(home, name)) is not None:
+        before = model_store.read_json(found / "config.json") if (found / "config.json").exists() else {}
+        same = {k: before.get(k) for k in ("kg_version", "protocol", "hyper")} == \
+            {k: planned[k] for k in ("kg_version", "protocol", "hyper")}
+        if not same:
+            raise TrainError(f"cannot resume {found}: it was started with other settings "
+                             f"(kg_version/protocol/hyper {before.get('kg_version')}/{before.get('protocol')}/"
+                             f"{before.get('hyper')}); remove it or train without --resume")
+        log.info("train: resuming %s", found)
+        return found
+    return model_store.new_partial(home, name)

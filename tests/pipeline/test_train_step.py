@@ -1,0 +1,99 @@
+"""`kgrec train` / `kgrec evaluate` on the sample's published KG: a real, seeded training run that must
+beat the popularity baseline, stored versions, and a run killed mid-training then resumed."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+import torch
+
+from pipeline import model_store
+from pipeline.settings import load_settings
+from pipeline.steps import STEPS
+from pipeline.steps.train import TrainError, evaluate_model, train
+from tests.conftest import kgrec
+
+DAY = date(2026, 11, 21)
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory: pytest.TempPathFactory, sample_mirrors) -> dict[str, str]:
+    """The environment of a home whose lake has the sample KG published."""
+    env = {"KGREC_HOME": str(tmp_path_factory.mktemp("train-home")), **sample_mirrors}
+    settings = load_settings(environ=env)
+    for step in STEPS.values():
+        step(settings, DAY)
+    return env
+
+
+def _recall(folder: Path, split: str = "test") -> float:
+    return model_store.read_json(folder / "eval.json")[split]["recall@20"]
+
+
+def test_kgcn_beats_popularity_on_the_sample(published: dict[str, str]) -> None:
+    settings = load_settings(environ=published)
+    pop, kgcn = train(settings, DAY, models=["pop", "kgcn"], epochs=30)
+    assert (pop.name, kgcn.name) == ("version=1", "version=1")
+    # seeded: KGCN reached 0.57 and popularity 0.28 when this test was written
+    assert _recall(kgcn) > 1.5 * _recall(pop) > 0.2
+    config = model_store.read_json(kgcn / "config.json")
+    assert config["kg_version"] == 1 and config["hyper"]["neighbors"] == 8 and config["train"]["seed"] == 42
+    epochs = (kgcn / "metrics.jsonl").read_text().splitlines()
+    assert len(epochs) == config["result"]["epochs"]
+    again = evaluate_model(settings, "kgcn")
+    assert again["test"]["recall@20"] == pytest.approx(_recall(kgcn))
+    state = torch.load(kgcn / "model.pt", weights_only=True)
+    assert state["user.weight"].shape[0] == config["data"]["users"]
+
+
+def test_bad_model_or_hyperparameter_is_named(published: dict[str, str]) -> None:
+    settings = load_settings(environ=published)
+    with pytest.raises(TrainError, match="unknown model 'kgcnn'"):
+        train(settings, DAY, models=["kgcnn"])
+    with pytest.raises(TrainError, match=r"unknown hyperparameter\(s\) \['hopz'\]"):
+        train(settings, DAY, models=["kgcn"], overrides={"hopz": 2})
+    result = kgrec("train", "--model", "kgcn", "--set", "aggregator=max", env=published)
+    assert result.returncode == 1 and "unknown aggregator 'max'" in result.stderr
+    assert model_store.partial(Path(published["KGREC_HOME"]), "kgcn") is None
+
+
+def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(published: dict[str, str], tmp_path: Path) -> None:
+    args = ["train", "--model", "ripplenet", "--epochs", "8", "--set", "train.patience=100"]
+    straight_env = {**published, "KGREC_HOME": str(tmp_path / "straight")}
+    _copy_lake(published["KGREC_HOME"], straight_env["KGREC_HOME"])
+    assert kgrec(*args, env=straight_env).returncode == 0
+
+    exe = Path(sys.executable).with_name("kgrec")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KGREC_")} | published
+    proc = subprocess.Popen([str(exe), *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    metrics = Path(published["KGREC_HOME"]) / "models" / "ripplenet" / "version=1.partial" / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 2) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (metrics.parent.with_name("version=1")).exists()
+
+    resumed = kgrec(*args, "--resume", env=published)
+    assert resumed.returncode == 0, resumed.stderr
+    final = Path(resumed.stdout.strip())
+    assert final.name == "version=1"
+    straight = Path(straight_env["KGREC_HOME"]) / "models" / "ripplenet" / "version=1"
+    assert [json.loads(x)["epoch"] for x in (final / "metrics.jsonl").read_text().splitlines()] == list(range(8))
+    a, b = (torch.load(f / "model.pt", weights_only=True) for f in (straight, final))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _copy_lake(src: str, dst: str) -> None:
+    import shutil
+
+    shutil.copytree(Path(src) / "lake", Path(dst) / "lake")
