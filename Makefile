@@ -8,13 +8,14 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 KGREC  := $(VENV)/bin/kgrec
 STAMP  := $(VENV)/.kgrec-setup
 
-.PHONY: setup run test bench lock sample clean help
+.PHONY: setup run test bench bench-models lock sample clean help
 
 help:
 	@echo "make run    set up (first time) and run the pipeline end to end on the current profile (default: sample)"
 	@echo "make test   set up (first time) and run the test suite"
 	@echo "make setup  create .venv and install the pinned dependencies (idempotent)"
 	@echo "make bench  run the benchmark scripts in bench/ (needs ../shared/data)"
+	@echo "make bench-models  our models side by side with RecBole 1.2.1 (creates its venv in var/peer)"
 	@echo "make lock   re-pin requirements.lock from the current .venv"
 	@echo "make sample rebuild data/sample from data/sample/films.toml"
 	@echo "make clean  remove var/ (the lake, mirrors, warehouse); keeps .venv"
@@ -40,6 +41,17 @@ bench: setup
 	$(PY) bench/extract.py
 	$(PY) bench/align.py
 	$(PY) bench/kg.py
+
+# The README's model tables: kgcn-music under both protocols (RecBole on the identical split), then the
+# movielens profile's own KG (needs `kgrec -p movielens run --with-mirrors` first, for the cold-start split).
+bench-models: setup
+	mkdir -p var/bench
+	$(KGREC) bench models --dataset kgcn-music --protocol ctr --models kgcn,kgnnls --epochs 30 \
+	  --json var/bench/music-ctr.json
+	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models bprmf,kgcn,kgnnls,ripplenet \
+	  --peer recbole --epochs 10 --json var/bench/music-ranking.json
+	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking --models bprmf,kgcn \
+	  --epochs 5 --json var/bench/ml-ranking.json
 
 # Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
 lock:

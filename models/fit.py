@@ -32,6 +32,7 @@ from models.typing import LongTensor, Protocol
 Triples = tuple[LongTensor, LongTensor, LongTensor]  # (h, r, t), each shape (T,)
 VALID_METRIC = {"ranking": "recall@20", "ctr": "auc", "triples": "mrr"}
 KGE_HOLDOUT = 0.05
+SPLIT_STREAM = {"valid": 1, "test": 2, "cold_test": 3}  # a separate seeded stream of ctr negatives per split
 
 
 @dataclass
@@ -102,7 +103,7 @@ def rec_validation(data: RecData, protocol: Protocol, split: str, config: TrainC
     everything = [data.splits[s] for s in data.splits]
     positives = PairSet(torch.cat([p.users for p in everything]), torch.cat([p.items for p in everything]),
                         data.num_items)
-    generator = torch.Generator().manual_seed(config.seed + len(split))
+    generator = torch.Generator().manual_seed(config.seed + SPLIT_STREAM[split])  # same negatives every epoch
     negatives = NegativeSampler(positives, data.num_users, candidates).sample(targets.users, generator)
     return lambda model: ctr_metrics(model, targets, negatives, device=device)
 

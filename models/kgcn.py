@@ -1,8 +1,11 @@
 """KGCN: Knowledge Graph Convolutional Networks for recommender systems.
 
 Wang, Zhao, Xie, Li, Guo, "Knowledge Graph Convolutional Networks for Recommender Systems", WWW 2019.
-For user u and item v, the user-relation score ``pi(u, r) = <u, r>`` weighs each of the K neighbours
-sampled for an entity (softmax over the K), the neighbourhood vector is ``v_N = sum_k pi~_k e_k``, and
+For user u and item v, the user-relation score ``pi(u, r) = <u, r> / d`` (the mean of ``u * r``, as in the
+authors' code: it keeps the softmax from saturating as d grows) weighs each of the K neighbours
+sampled for an entity (softmax over the K), the neighbourhood vector is ``v_N = (1/K) sum_k pi~_k e_k``
+(the authors' code, and RecBole's, average the weighted vectors; the paper writes the plain sum, which gives
+the neighbourhood K times more weight against the entity's own vector and generalised worse here), and
 an aggregator combines it with the entity's own vector:
 
 - ``sum``:      ``act(W (v + v_N) + b)``
@@ -45,6 +48,8 @@ class Aggregator(nn.Module):
             raise ValueError(f"unknown aggregator {kind!r}; expected one of {AGGREGATORS}")
         self.kind = kind
         self.linear = nn.Linear(2 * dim if kind == "concat" else dim, dim)
+        nn.init.xavier_normal_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
 
     def forward(self, self_vectors: FloatTensor, neighbourhood: FloatTensor, last: bool) -> FloatTensor:
         if self.kind == "sum":
@@ -78,7 +83,7 @@ class KGCN(RecModel):
         self.entity = nn.Embedding(kg.num_entities, embedding_dim)
         self.relation = nn.Embedding(kg.num_relations, embedding_dim)
         for table in (self.user, self.entity, self.relation):
-            nn.init.xavier_uniform_(table.weight)
+            nn.init.xavier_normal_(table.weight)
         self.layers = nn.ModuleList(Aggregator(aggregator, embedding_dim) for _ in range(hops))
         edge_index, edge_type = kg.undirected()
         sampled = sample_neighbors(edge_index, edge_type, kg.num_entities, neighbors,
@@ -108,9 +113,10 @@ class KGCN(RecModel):
 
     def neighbour_weights(self, u: FloatTensor, relations: list[LongTensor], masks: list[torch.Tensor]) -> list:
         """Softmax of ``pi(u, r)`` over each node's K children. u: (B, d) -> per hop (B, M, K)."""
+        per_relation = u @ self.relation.weight.T / u.shape[-1]  # (B, num_relations): pi(u, r) for every r
         weights = []
         for rel, mask in zip(relations, masks, strict=True):
-            pi = torch.matmul(self.relation(rel), u.unsqueeze(-1)).squeeze(-1)  # (B, M K)
+            pi = per_relation[:, rel[0]] if len(rel) == 1 else per_relation.gather(1, rel)  # (B, M K)
             weights.append(kgnn.masked_softmax(pi.reshape(len(u), -1, self.k), mask.reshape(len(mask), -1, self.k)))
         return weights
 
@@ -144,9 +150,10 @@ class KGCN(RecModel):
 
 
 def _weighted_sum(weights: FloatTensor, children: FloatTensor, k: int) -> FloatTensor:
-    """Scatter-sum of weighted children into their parents. weights: (B, M, K); children: (R, M K, d) -> (B, M, d)."""
+    """Scatter-sum of weighted children into their parents, over K. weights: (B, M, K); children: (R, M K, d)
+    -> (B, M, d)."""
     rows, _, dim = children.shape
     grouped = children.reshape(rows, -1, k, dim)  # (R, M, K, d)
     if rows == 1:
-        return torch.einsum("bmk,mkd->bmd", weights, grouped[0])
-    return torch.einsum("bmk,bmkd->bmd", weights, grouped)
+        return torch.einsum("bmk,mkd->bmd", weights, grouped[0]) / k
+    return torch.einsum("bmk,bmkd->bmd", weights, grouped) / k

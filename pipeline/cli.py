@@ -27,11 +27,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kg_build.sparql import SparqlError
     from kg_build.tables import KGError
     from kg_build.vocab import VocabularyError
+    from pipeline.bench.recbole_peer import PeerError
+    from pipeline.cli_models import UsageError as ModelUsageError
     from pipeline.lake import LakeError
     from pipeline.mirror import MirrorError
+    from pipeline.model_store import ModelStoreError
     from pipeline.settings import ConfigError
     from pipeline.steps.extract import ExtractError
     from pipeline.steps.publish import PublishRefused
+    from pipeline.steps.train import TrainError
     from pipeline.steps.validate import ValidationFailed
 
     args = _parser().parse_args(argv)
@@ -48,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         MirrorError, CatalogError, LakeError, ExtractError, SparqlError, QueryError, SourceDefinitionError,
         UsageError, AlignError, OverridesError, GoldError, ValidationFailed, PublishRefused, VocabularyError,
-        KGError, BenchmarkIncomplete,
+        KGError, BenchmarkIncomplete, TrainError, ModelStoreError, PeerError, ModelUsageError,
     ) as exc:
         print(f"kgrec: error: {exc}", file=sys.stderr)
         return 1
@@ -58,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from pipeline.cli_models import add_model_commands
     from pipeline.steps import STEPS
 
     parser = argparse.ArgumentParser(
@@ -113,6 +118,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--path", type=Path, metavar="DIR",
                         help="the benchmark's folder (default ../shared/data/NAME beside the project)")
     export.set_defaults(handler=_cmd_export)
+
+    add_model_commands(sub, _date_arg)
 
     mirror = sub.add_parser("mirror", help="local SPARQL mirrors (oxigraph on 127.0.0.1)")
     msub = mirror.add_subparsers(title="actions", metavar="ACTION", required=True)

@@ -8,7 +8,7 @@ import torch
 
 from models import nn as kgnn
 from models.base import RecModel
-from models.kgcn import KGCN
+from models.kgcn import KGCN, _weighted_sum
 from tests.models.cases import ITEM_ENTITY, RecModelCase, tiny_data
 
 
@@ -21,12 +21,12 @@ def naive_kgcn_score(model: KGCN, user: int, item: int) -> float:
             return model.entity.weight[entity]
         own = vector(entity, layer - 1)
         slots = [k for k in range(model.k) if bool(model.adj_mask[entity, k])]
-        logits = [float(u @ model.relation.weight[model.adj_relation[entity, k]]) for k in slots]
+        logits = [float(u @ model.relation.weight[model.adj_relation[entity, k]]) / len(u) for k in slots]
         top = max(logits, default=0.0)
         weights = [math.exp(x - top) for x in logits]
         total = sum(weights)
         neighbourhood = sum((w / total * vector(int(model.adj_entity[entity, k]), layer - 1)
-                             for w, k in zip(weights, slots, strict=True)), torch.zeros_like(own))
+                             for w, k in zip(weights, slots, strict=True)), torch.zeros_like(own)) / model.k
         agg = model.layers[layer - 1]
         x = {"sum": lambda: own + neighbourhood, "concat": lambda: torch.cat([own, neighbourhood]),
              "neighbor": lambda: neighbourhood}[agg.kind]()
@@ -60,13 +60,13 @@ def test_neighbourhood_softmax_is_the_segment_softmax_over_the_edge_index() -> N
     items = torch.tensor([[0], [2]])
     entities, relations, masks = model.receptive_field(items)
     dense = model.neighbour_weights(u, relations, masks)[0]  # (2, 1, K)
-    src = (model.relation(relations[0]) * u[:, None]).sum(-1).flatten()  # (2 K,)
+    src = (model.relation(relations[0]) * u[:, None]).mean(-1).flatten()  # (2 K,)
     src = src.masked_fill(~masks[0].flatten(), float("-inf"))
     index = torch.arange(2).repeat_interleave(3)
     torch.testing.assert_close(dense.flatten(), kgnn.scatter_softmax(src, index, 2))
     children = model.entity(entities[1]).reshape(-1, 4)  # (2 K, d)
-    expected = kgnn.scatter_sum(dense.flatten()[:, None] * children, index, 2)
-    got = torch.einsum("bk,bkd->bd", dense[:, 0], children.view(2, 3, 4))
+    expected = kgnn.scatter_sum(dense.flatten()[:, None] * children, index, 2) / 3  # the mean over K
+    got = _weighted_sum(dense, children.view(2, 3, 4), 3)[:, 0]
     torch.testing.assert_close(got, expected)
 
 

@@ -27,7 +27,7 @@ def naive_label(model: KGNNLS, user: int, item: int) -> float:
         slots = [k for k in range(model.k) if bool(model.adj_mask[entity, k])]
         if not slots:
             return label(entity, layer - 1)
-        logits = [float(u @ model.relation.weight[model.adj_relation[entity, k]]) for k in slots]
+        logits = [float(u @ model.relation.weight[model.adj_relation[entity, k]]) / len(u) for k in slots]
         weights = [math.exp(x - max(logits)) for x in logits]
         return sum(w / sum(weights) * label(int(model.adj_entity[entity, k]), layer - 1)
                    for w, k in zip(weights, slots, strict=True))

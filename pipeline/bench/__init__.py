@@ -1,0 +1,1 @@
+"""Benchmarks of kgrec's recommenders against peer implementations on the identical data split."""

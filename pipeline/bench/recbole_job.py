@@ -1,0 +1,313 @@
+"""One RecBole 1.2.1 training job on kgrec's atomic files; run inside the peer venv by ``recbole_peer.run_peer``.
+
+Standalone: imports only the standard library, RecBole and what RecBole is built on (torch, numpy), never kgrec.
+RecBole is imported in :func:`main` after the arguments are parsed, so ``--help`` works without it.
+
+The data are ``DATA_PATH/DATASET/`` as written by ``kg_build.export.recbole``: the pre-split
+``DATASET.{train,valid,test}.inter`` (read through ``benchmark_filename``, so RecBole neither filters nor
+re-splits them), ``DATASET.kg``, ``DATASET.link`` and ``DATASET.yaml`` (loaded as a config file).
+
+- ``ranking``: full ranking over all items, the user's train items masked (train and valid items on the test
+  set), Recall/NDCG/Precision/Hit/MRR@20, early stopping on Recall@20.
+- ``ctr``: one uniformly sampled negative per positive (``uni1``), GAUC from RecBole (also the early-stopping
+  metric), plus a global ``auc`` (Mann-Whitney, ties at average rank) and ``f1`` (sigmoid(score) > 0.5) over the
+  test positives and one negative each, drawn (seeded) from the items the user has no interaction with in any split.
+
+The result JSON (``--out``) also holds the wall seconds of each training epoch and their mean, the seconds of one
+evaluation of the test set, the epochs run, the best epoch (1-based), the peak RSS and the effective
+hyperparameters. RecBole's tensorboard folder and checkpoints go to a temporary working directory, removed at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("recbole_job")
+
+DEFAULT_SEED = 2026
+TOPK = 20
+RANKING_METRICS = ["Recall", "NDCG", "Precision", "Hit", "MRR"]
+# Settings that make RecBole use exactly kgrec's split and data: no filtering, no re-splitting, CPU.
+ENFORCED: dict[str, Any] = {
+    "benchmark_filename": ["train", "valid", "test"],
+    "user_inter_num_interval": "[0,inf)",
+    "item_inter_num_interval": "[0,inf)",
+    "entity_kg_num_interval": "[0,inf)",
+    "relation_kg_num_interval": "[0,inf)",
+    "val_interval": None,
+    "rm_dup_inter": None,
+    "filter_inter_by_user_or_item": False,
+    "threshold": None,
+    "kg_reverse_r": False,
+    "normalize_all": False,
+    "gpu_id": "",
+    "use_gpu": False,
+    "reproducibility": True,
+    "show_progress": False,
+    "save_dataset": False,
+    "save_dataloaders": False,
+}
+DEFAULTS: dict[str, Any] = {"seed": DEFAULT_SEED, "metric_decimal_place": 6}
+# eval_args' split is required by RecBole's config check but unused: benchmark_filename gives the split.
+PROTOCOL_CONFIG: dict[str, dict[str, Any]] = {
+    "ranking": {
+        "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user", "mode": "full"},
+        "metrics": RANKING_METRICS,
+        "topk": [TOPK],
+        "valid_metric": f"Recall@{TOPK}",
+    },
+    "ctr": {
+        "eval_args": {"split": {"RS": [0.8, 0.1, 0.1]}, "order": "RO", "group_by": "user", "mode": "uni1"},
+        "metrics": ["GAUC"],
+        "valid_metric": "GAUC",
+    },
+}
+# Training settings reported with the model's own hyperparameters (its properties/model/<Model>.yaml keys).
+TRAINING_KEYS = (
+    "seed", "epochs", "train_batch_size", "learner", "learning_rate", "weight_decay", "stopping_step", "eval_step",
+    "train_neg_sample_args", "eval_batch_size", "valid_metric",
+)
+PREDICT_BATCH = 4096
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The job's command line."""
+    parser = argparse.ArgumentParser(description="Train and evaluate one RecBole model on kgrec's atomic files.")
+    parser.add_argument("--data-path", type=Path, required=True, help="folder holding DATASET/")
+    parser.add_argument("--dataset", required=True, help="dataset name (the atomic files' prefix)")
+    parser.add_argument("--model", required=True, help="RecBole model name, e.g. KGCN")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOL_CONFIG), required=True)
+    parser.add_argument("--config", type=Path, required=True, help="JSON file of RecBole config entries")
+    parser.add_argument("--out", type=Path, required=True, help="where to write the result JSON")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job; 0 when the result JSON is written."""
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(levelname)s %(message)s")
+    os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # RecBole's checkpoints hold its Config
+    warnings.filterwarnings("ignore", category=FutureWarning)  # pandas' and torch's notes on RecBole's 2023 code
+    out = args.out.resolve()
+    overrides = json.loads(args.config.read_text(encoding="utf-8"))
+    yaml_file = args.data_path.resolve() / args.dataset / f"{args.dataset}.yaml"
+    del sys.argv[1:]  # RecBole's Config reads --key=value overrides from the command line
+    with tempfile.TemporaryDirectory(prefix="recbole-job-") as work:
+        os.chdir(work)  # RecBole writes ./log_tensorboard and the checkpoints here
+        config = job_config(yaml_file, args.protocol, overrides, Path(work))
+        result = run(args.model, args.dataset, args.protocol, yaml_file, config)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    log.info("result: %s", json.dumps(result["metrics"]))
+    return 0
+
+
+def job_config(yaml_file: Path, protocol: str, overrides: dict[str, Any], work: Path) -> dict[str, Any]:
+    """RecBole config entries: defaults < ``overrides`` < the protocol's evaluation, :data:`ENFORCED` and paths.
+
+    ``yaml_file`` is ``DATA_PATH/DATASET/DATASET.yaml``; checkpoints go to ``work/saved``.
+    """
+    fixed = {
+        **PROTOCOL_CONFIG[protocol],
+        **ENFORCED,
+        "data_path": str(yaml_file.parent.parent),
+        "load_col": load_columns(yaml_file),
+        "checkpoint_dir": str(work / "saved"),
+    }
+    for key in sorted(fixed.keys() & overrides.keys()):
+        log.warning("config %s=%r ignored: the benchmark sets it to %r", key, overrides[key], fixed[key])
+    return {**DEFAULTS, **overrides, **fixed}
+
+
+def load_columns(yaml_file: Path) -> dict[str, list[str]]:
+    """The dataset yaml's ``load_col`` without the inter file's time field.
+
+    The order is random (``RO``), so no model here reads the time, and kgrec writes it empty when unknown (all of
+    kgcn-music's): RecBole would carry a column of NaN (its mean-filling of an all-NaN float column gives NaN).
+    """
+    import yaml
+
+    snippet = yaml.safe_load(yaml_file.read_text(encoding="utf-8"))
+    load_col = {source: list(fields) for source, fields in snippet["load_col"].items()}
+    time_field = snippet.get("TIME_FIELD", "timestamp")
+    if time_field in load_col.get("inter", []):
+        load_col["inter"].remove(time_field)
+        log.info("not loading the inter field %s (order RO: unused)", time_field)
+    return load_col
+
+
+def run(
+    model_name: str, dataset_name: str, protocol: str, yaml_file: Path, config_dict: dict[str, Any]
+) -> dict[str, Any]:
+    """Train ``model_name`` to early stopping, evaluate it on the test set; the result record."""
+    import recbole
+    import torch
+    from recbole.config import Config
+    from recbole.data import create_dataset, data_preparation
+    from recbole.utils import get_model, get_trainer, init_seed
+
+    config = Config(model=model_name, dataset=dataset_name, config_file_list=[str(yaml_file)],
+                    config_dict=config_dict)
+    init_seed(config["seed"], config["reproducibility"])
+    dataset = create_dataset(config)
+    log.info("dataset:\n%s", dataset)
+    train_data, valid_data, test_data = data_preparation(config, dataset)
+    log.info("split: %d train, %d valid, %d test interactions",
+             len(train_data._dataset), len(valid_data._dataset), len(test_data._dataset))
+
+    init_seed(config["seed"], config["reproducibility"])
+    model = get_model(config["model"])(config, train_data._dataset).to(config["device"])
+    trainer = get_trainer(config["MODEL_TYPE"], config["model"])(config, model)
+    epoch_seconds = _time_calls(trainer, "_train_epoch")
+    saved_epochs = _record_epochs(trainer)
+    best_valid, _ = trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+
+    started = time.perf_counter()
+    test_result = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    eval_s = time.perf_counter() - started
+    places = config["metric_decimal_place"]  # RecBole rounds its (float32) metric values to this
+    metrics = {key.lower(): round(float(value), places) for key, value in test_result.items()}
+    if protocol == "ctr":
+        with torch.no_grad():
+            metrics.update(global_ctr_metrics(model, dataset, test_data._dataset, config["seed"], config["device"]))
+    return {
+        "implementation": "recbole",
+        "model": model_name,
+        "protocol": protocol,
+        "metrics": metrics,
+        "train_s_per_epoch": sum(epoch_seconds) / len(epoch_seconds) if epoch_seconds else None,
+        "train_s_epochs": epoch_seconds,
+        "eval_s": eval_s,
+        "epochs": len(epoch_seconds),
+        "best_epoch": saved_epochs[-1] + 1 if saved_epochs else None,
+        "peak_mem_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "valid": round(float(best_valid), places),
+        "recbole_version": recbole.__version__,
+        "config": effective_hyperparameters(config, model_name, recbole.__file__),
+    }
+
+
+def _time_calls(trainer: Any, method: str) -> list[float]:
+    """Wrap ``trainer.method`` to append each call's wall seconds to the returned list."""
+    seconds: list[float] = []
+    wrapped: Callable[..., Any] = getattr(trainer, method)
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return wrapped(*args, **kwargs)
+        finally:
+            seconds.append(time.perf_counter() - started)
+
+    setattr(trainer, method, timed)
+    return seconds
+
+
+def _record_epochs(trainer: Any) -> list[int]:
+    """Wrap ``trainer._save_checkpoint`` (called when the valid score improves) to record its epoch index."""
+    epochs: list[int] = []
+    save = trainer._save_checkpoint
+
+    def recording(epoch: int, *args: Any, **kwargs: Any) -> Any:
+        epochs.append(epoch)
+        return save(epoch, *args, **kwargs)
+
+    trainer._save_checkpoint = recording
+    return epochs
+
+
+def global_ctr_metrics(model: Any, dataset: Any, test: Any, seed: int, device: Any) -> dict[str, float]:
+    """``auc`` and ``f1`` of ``model.predict`` on the test positives and one sampled negative per positive."""
+    import numpy as np
+    import torch
+    from recbole.data.interaction import Interaction
+
+    uid, iid = dataset.uid_field, dataset.iid_field
+    users = test.inter_feat[uid].numpy()
+    positives = test.inter_feat[iid].numpy()
+    negatives = sample_negatives(users, _histories(dataset), dataset.item_num, np.random.default_rng(seed))
+    model.eval()
+    scores = []
+    for items in (positives, negatives):
+        for start in range(0, len(users), PREDICT_BATCH):
+            batch = Interaction({uid: torch.from_numpy(users[start:start + PREDICT_BATCH]),
+                                 iid: torch.from_numpy(items[start:start + PREDICT_BATCH])})
+            scores.append(model.predict(batch.to(device)).float().cpu().numpy())
+    score = np.concatenate(scores)
+    label = np.concatenate([np.ones(len(users), dtype=bool), np.zeros(len(users), dtype=bool)])
+    log.info("global ctr metrics over %d positives and %d sampled negatives", len(users), len(users))
+    return {"auc": auc(score, label), "f1": f1(1 / (1 + np.exp(-score.astype(np.float64))) > 0.5, label)}
+
+
+def _histories(dataset: Any) -> dict[int, set[int]]:
+    """Every user's items over all splits (``dataset`` is the loaded whole, before the split)."""
+    histories: dict[int, set[int]] = {}
+    users = dataset.inter_feat[dataset.uid_field].tolist()
+    items = dataset.inter_feat[dataset.iid_field].tolist()
+    for user, item in zip(users, items, strict=True):
+        histories.setdefault(user, set()).add(item)
+    return histories
+
+
+def sample_negatives(users: Any, histories: dict[int, set[int]], item_num: int, rng: Any) -> Any:
+    """One item per entry of ``users``, uniform over ids ``1..item_num-1`` (0 is padding) not in its history."""
+    import numpy as np
+
+    out = np.empty(len(users), dtype=np.int64)
+    for row, user in enumerate(users.tolist()):
+        seen = histories.get(user, set())
+        if len(seen) >= item_num - 1:
+            raise ValueError(f"user {user} has interacted with every item: no negative to sample")
+        item = int(rng.integers(1, item_num))
+        while item in seen:
+            item = int(rng.integers(1, item_num))
+        out[row] = item
+    return out
+
+
+def auc(score: Any, label: Any) -> float:
+    """Area under the ROC curve by Mann-Whitney U, tied scores at their average rank."""
+    import numpy as np
+
+    order = np.argsort(score, kind="mergesort")
+    sorted_score = score[order]
+    ranks = np.empty(len(score), dtype=np.float64)
+    _, first, counts = np.unique(sorted_score, return_index=True, return_counts=True)
+    ranks[order] = np.repeat(first + (counts + 1) / 2, counts)  # 1-based average rank of each tie group
+    n_pos, n_neg = int(label.sum()), int((~label).sum())
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("AUC needs positives and negatives")
+    return float((ranks[label].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def f1(predicted: Any, label: Any) -> float:
+    """F1 of boolean predictions against boolean labels (0 when nothing is predicted nor labelled positive)."""
+    tp = int((predicted & label).sum())
+    wrong = int((predicted ^ label).sum())
+    return 2 * tp / (2 * tp + wrong) if tp + wrong else 0.0
+
+
+def effective_hyperparameters(config: Any, model_name: str, recbole_file: str) -> dict[str, Any]:
+    """The final values of :data:`TRAINING_KEYS` and of the keys in RecBole's ``properties/model/<model>.yaml``."""
+    import yaml
+
+    model_yaml = Path(recbole_file).parent / "properties" / "model" / f"{model_name}.yaml"
+    model_keys = {}
+    if model_yaml.is_file():
+        model_keys = yaml.safe_load(model_yaml.read_text(encoding="utf-8")) or {}
+    return {key: config[key] for key in (*TRAINING_KEYS, *model_keys)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
