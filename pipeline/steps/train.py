@@ -21,6 +21,7 @@ from pipeline.lake import Lake, LakeError
 from pipeline.settings import Settings
 
 log = logging.getLogger("kgrec.train")
+SHOWN = ("recall@20", "ndcg@20", "auc", "f1", "mrr", "hits@10")  # the test metrics in the summary line
 
 
 class TrainError(ValueError):
@@ -82,7 +83,7 @@ def train_one(settings: Settings, name: str, data, kg_version: int, *, overrides
             shutil.rmtree(folder)
         raise TrainError(f"{name}: {exc}") from None
     metrics = _evaluate(fitted.model, data, protocol, config)
-    model_store.write_json(folder / "eval.json", {"protocol": protocol, **metrics})
+    model_store.write_json(folder / "eval.json", {"protocol": _protocol(fitted.model, protocol), **metrics})
     result = fitted.result
     model_store.write_json(folder / "config.json", {**planned, "result": {
         "metric": result.metric, "best_epoch": result.best_epoch, "best_valid": result.best_score,
@@ -92,7 +93,7 @@ def train_one(settings: Settings, name: str, data, kg_version: int, *, overrides
     test = metrics.get("test", {})
     log.info("train: %s %s: best epoch %d of %d, valid %s %.4f, test %s (%s)", name, final.name,
              result.best_epoch, result.epochs, result.metric, result.best_score,
-             ", ".join(f"{k} {v:.4f}" for k, v in test.items() if k in ("recall@20", "ndcg@20", "auc", "f1")),
+             ", ".join(f"{k} {v:.4f}" for k, v in test.items() if k in SHOWN),
              final)
     return final
 
@@ -112,9 +113,14 @@ def evaluate_model(settings: Settings, name: str, version: int | None = None) ->
     model = build_model(name, data, config["hyper"])
     model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     model.to(resolve_device(train_config.device))
-    metrics = {"protocol": config["protocol"], **_evaluate(model, data, config["protocol"], train_config)}
+    metrics = {"protocol": _protocol(model, config["protocol"]),
+               **_evaluate(model, data, config["protocol"], train_config)}
     model_store.write_json(folder / "eval.json", metrics)
     return {"model": name, "version": folder.name, **metrics}
+
+
+def _protocol(model, protocol: str) -> str:
+    return "link_prediction" if model.kind == "triples" else protocol
 
 
 def _evaluate(model, data, protocol: str, config) -> dict[str, Any]:
