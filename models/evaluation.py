@@ -27,8 +27,23 @@ from models.typing import BoolTensor, FloatTensor, LongTensor
 RANKING_METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
 
 
+def realistic_rank(scores: FloatTensor, target: LongTensor) -> FloatTensor:
+    """Rank of ``scores[b, target[b]]`` in row b, ties averaged. scores: (B, N); target: (B,) -> (B,).
+
+    One target per row (link prediction): two comparisons, no sort. :func:`realistic_ranks` is the same
+    rank for many targets per row.
+    """
+    true = scores.gather(1, target.unsqueeze(1))  # (B, 1)
+    optimistic = 1 + (scores > true).sum(1)  # (B,)
+    pessimistic = (scores >= true).sum(1)  # (B,)
+    return (optimistic + pessimistic).double() / 2
+
+
 def realistic_ranks(scores: FloatTensor, targets: FloatTensor) -> FloatTensor:
-    """Rank (1 = best) of each target score among its row. scores: (B, N); targets: (B, P) -> (B, P)."""
+    """Rank (1 = best) of each target score among its row. scores: (B, N); targets: (B, P) -> (B, P).
+
+    Many targets per row (ranking evaluation): one sort, then ``searchsorted`` per target.
+    """
     ascending = scores.sort(dim=1).values.contiguous()
     n = scores.shape[1]
     higher = n - torch.searchsorted(ascending, targets.contiguous(), right=True)

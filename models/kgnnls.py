@@ -21,7 +21,7 @@ from models.base import InteractionBatch
 from models.data import RecData
 from models.graph import KnowledgeGraph
 from models.kgcn import KGCN
-from models.sampling import PairSet
+from models.sampling import PairSet, in_sorted
 from models.typing import FloatTensor, LongTensor
 
 UNLABELLED = 0.5
@@ -41,18 +41,14 @@ class KGNNLS(KGCN):
         """``train_users``, ``train_items``: shape (I,), the training positives (the known labels)."""
         super().__init__(num_users=num_users, kg=kg, **kgcn)
         self.ls_weight = ls_weight
-        self.labels = PairSet(train_users, kg.item_entity[train_items], kg.num_entities)  # (user, entity) keys
-        self.register_buffer("label_keys", self.labels.keys)
+        labels = PairSet(train_users, kg.item_entity[train_items], kg.num_entities)
+        self.register_buffer("label_keys", labels.keys)  # sorted user * num_entities + entity of every label 1
+        self.num_entities = kg.num_entities
 
     @classmethod
     def from_data(cls, data: RecData, **hyper: Any) -> Self:
         return cls(num_users=data.num_users, kg=data.kg, train_users=data.train.users,
                    train_items=data.train.items, **hyper)
-
-    def _apply(self, fn: Any, recurse: bool = True) -> Self:  # keep the PairSet on the buffer's device
-        out = super()._apply(fn, recurse)
-        self.labels.keys = self.label_keys
-        return out
 
     def propagated_labels(self, users: LongTensor, items: LongTensor) -> FloatTensor:
         """Leave-one-out label of each (user, item) pair after H propagation steps. shape (B,) -> (B,)."""
@@ -63,7 +59,7 @@ class KGNNLS(KGCN):
         labels, fixed = [], []
         for hop_entities in entities:  # (B, K^h)
             held_out = hop_entities == target
-            known = self.labels.contains(users[:, None].expand_as(hop_entities), hop_entities) & ~held_out
+            known = in_sorted(self.label_keys, users[:, None] * self.num_entities + hop_entities) & ~held_out
             labels.append(torch.where(known, 1.0, UNLABELLED).to(u.dtype))
             fixed.append(known)
         for i in range(self.hops):

@@ -15,18 +15,11 @@ from __future__ import annotations
 import torch
 
 from models.base import KGEModel
+from models.evaluation import realistic_rank
 from models.typing import BoolTensor, FloatTensor, LongTensor
 
 Triples = tuple[LongTensor, LongTensor, LongTensor]
 HITS_AT = (1, 3, 10)
-
-
-def realistic_rank(scores: FloatTensor, target: LongTensor) -> FloatTensor:
-    """Rank of ``scores[b, target[b]]`` in row b, ties averaged. scores: shape (B, N); target: (B,) -> (B,)."""
-    true = scores.gather(1, target.unsqueeze(1))  # (B, 1)
-    optimistic = 1 + (scores > true).sum(1)  # (B,)
-    pessimistic = (scores >= true).sum(1)  # (B,)
-    return (optimistic + pessimistic).double() / 2
 
 
 def known_mask(sorted_keys: LongTensor, first_keys: LongTensor, num_entities: int) -> BoolTensor:

@@ -18,19 +18,23 @@ from models.typing import BoolTensor, LongTensor
 MAX_ROUNDS = 1000
 
 
+def in_sorted(sorted_keys: LongTensor, keys: LongTensor) -> BoolTensor:
+    """Which ``keys`` occur in ``sorted_keys`` (ascending). keys: any shape -> the same shape."""
+    if len(sorted_keys) == 0:
+        return torch.zeros_like(keys, dtype=torch.bool)
+    at = torch.searchsorted(sorted_keys, keys).clamp_max(len(sorted_keys) - 1)
+    return sorted_keys[at] == keys
+
+
 class PairSet:
-    """A set of (user, item) pairs with a vectorised membership test."""
+    """A set of (user, item) pairs with a vectorised membership test: sorted ``user * num_items + item`` keys."""
 
     def __init__(self, users: LongTensor, items: LongTensor, num_items: int) -> None:
         self.num_items = num_items
         self.keys = torch.unique(users.long() * num_items + items.long())  # sorted
 
     def contains(self, users: LongTensor, items: LongTensor) -> BoolTensor:
-        keys = users.long() * self.num_items + items.long()
-        if len(self.keys) == 0:
-            return torch.zeros_like(keys, dtype=torch.bool)
-        at = torch.searchsorted(self.keys, keys).clamp_max(len(self.keys) - 1)
-        return self.keys[at] == keys
+        return in_sorted(self.keys, users.long() * self.num_items + items.long())
 
 
 class NegativeSampler:

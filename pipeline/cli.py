@@ -28,7 +28,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from kg_build.tables import KGError
     from kg_build.vocab import VocabularyError
     from pipeline.bench.recbole_peer import PeerError
-    from pipeline.cli_models import UsageError as ModelUsageError
     from pipeline.lake import LakeError
     from pipeline.mirror import MirrorError
     from pipeline.model_store import ModelStoreError
@@ -52,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         MirrorError, CatalogError, LakeError, ExtractError, SparqlError, QueryError, SourceDefinitionError,
         UsageError, AlignError, OverridesError, GoldError, ValidationFailed, PublishRefused, VocabularyError,
-        KGError, BenchmarkIncomplete, TrainError, ModelStoreError, PeerError, ModelUsageError,
+        KGError, BenchmarkIncomplete, TrainError, ModelStoreError, PeerError,
     ) as exc:
         print(f"kgrec: error: {exc}", file=sys.stderr)
         return 1
@@ -119,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="the benchmark's folder (default ../shared/data/NAME beside the project)")
     export.set_defaults(handler=_cmd_export)
 
-    add_model_commands(sub, _date_arg)
+    add_model_commands(sub)
 
     mirror = sub.add_parser("mirror", help="local SPARQL mirrors (oxigraph on 127.0.0.1)")
     msub = mirror.add_subparsers(title="actions", metavar="ACTION", required=True)

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("kgrec")
+from pipeline.cli import UsageError, _date_arg, _run_date, _settings  # cli imports this module inside _parser()
 
 
-def add_model_commands(sub: argparse._SubParsersAction, date_arg: Any) -> None:
+def add_model_commands(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train models on the published KG (new model versions)",
                            description="Trains each model (default: the profile's [train] models) on the "
                            "published KG to early stopping and stores <home>/models/<model>/version=N/ "
                            "(model.pt, config.json, metrics.jsonl, eval.json).")
-    date_arg(train)
+    _date_arg(train)
     train.add_argument("--model", action="append", dest="models", metavar="NAME",
                        help="a model to train (repeatable; default: the profile's train.models)")
     train.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: the profile's device (auto)")
@@ -53,18 +52,10 @@ def add_model_commands(sub: argparse._SubParsersAction, date_arg: Any) -> None:
     models.set_defaults(handler=_cmd_bench_models)
 
 
-def _settings(args: argparse.Namespace):
-    from pipeline.settings import load_settings
-
-    return load_settings(args.profile)
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
-
     from pipeline.steps.train import train
 
-    folders = train(_settings(args), args.date or datetime.now(UTC).date(), models=args.models,
+    folders = train(_settings(args), _run_date(args), models=args.models,
                     overrides=_assignments(args.assignments), epochs=args.epochs, device=args.device,
                     resume=args.resume)
     for folder in folders:
@@ -80,11 +71,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench_models(args: argparse.Namespace) -> int:
+    from models import MODELS
     from pipeline.bench.models import bench, markdown, write
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    from models import MODELS
-
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise UsageError(f"unknown model(s) {unknown}; known: {', '.join(sorted(MODELS))}")
@@ -93,10 +83,6 @@ def _cmd_bench_models(args: argparse.Namespace) -> int:
     write(rows, args.json, args.markdown)
     sys.stdout.write(markdown(rows))
     return 0
-
-
-class UsageError(ValueError):
-    pass
 
 
 def _assignments(items: list[str]) -> dict[str, Any]:

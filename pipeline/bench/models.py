@@ -67,14 +67,13 @@ def _ours(dataset: str, protocol: str, model: str, shared: Path, settings: Any, 
     import torch
 
     from models.config import hyperparameters
-    from models.data import from_tables
     from models.fit import evaluate, fit
+    from models.trainer import resolve_device
+    from pipeline.steps.train import model_inputs
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
-    tables = load_kg(dataset, protocol, shared=shared, settings=settings).tables()
-    tables.pop("interactions")
-    data = from_tables(**tables)
+    data = model_inputs(load_kg(dataset, protocol, shared=shared, settings=settings))
     hyper, config = hyperparameters(model, dataset=dataset)
     config = replace(config, device=device, epochs=epochs or config.epochs)
     fitted = fit(model, data, protocol=protocol, hyper=hyper, config=config, progress=False)
@@ -85,8 +84,7 @@ def _ours(dataset: str, protocol: str, model: str, shared: Path, settings: Any, 
            "train_s_per_epoch": round(fitted.result.train_s_per_epoch, 3), "eval_s": test.get("seconds"),
            "epochs": fitted.result.epochs, "best_epoch": fitted.result.best_epoch,
            "peak_mem_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-           "device": str(torch.device(config.device) if config.device != "auto" else
-                         ("cuda" if torch.cuda.is_available() else "cpu")),
+           "device": str(resolve_device(config.device)),
            "config": {"hyper": hyper, "train": asdict(config)}}
     if "cold_test" in metrics:
         row["cold_metrics"] = {k: v for k, v in metrics["cold_test"].items() if k not in ("users", "seconds")}

@@ -47,19 +47,26 @@ def train(
 
 def published_data(settings: Settings, version: int | None = None):
     """(KG version, :class:`models.data.RecData`) of the published KG, or of ``version``."""
-    from models.data import DataError, from_tables
+    from models.data import DataError
 
     lake = Lake(settings.lake_root)
     version = version if version is not None else kg_store.published(lake)
     if version is None:
         raise LakeError(f"no published KG in {settings.lake_root}: run `kgrec build`, `kgrec validate` and "
                         "`kgrec publish` first")
-    tables = kg_store.read(lake, version).tables()
-    tables.pop("interactions")
     try:
-        return version, from_tables(**tables)
+        return version, model_inputs(kg_store.read(lake, version))
     except DataError as exc:
         raise TrainError(f"KG version {version} in {settings.lake_root}: {exc}") from None
+
+
+def model_inputs(kg):
+    """The :class:`models.data.RecData` of a :class:`kg_build.tables.KG` (the split pairs, not the weights)."""
+    from models.data import from_tables
+
+    tables = kg.tables()
+    tables.pop("interactions")  # the models read the split table; weights and times stay in the lake
+    return from_tables(**tables)
 
 
 def train_one(settings: Settings, name: str, data, kg_version: int, *, overrides: dict[str, Any] | None = None,

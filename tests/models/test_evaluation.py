@@ -10,7 +10,15 @@ import torch
 
 from models.base import RecModel
 from models.data import Pairs
-from models.evaluation import auc, ctr_metrics, f1, metrics_from_ranks, ranking_metrics, realistic_ranks
+from models.evaluation import (
+    auc,
+    ctr_metrics,
+    f1,
+    metrics_from_ranks,
+    ranking_metrics,
+    realistic_rank,
+    realistic_ranks,
+)
 from models.pop import Popularity
 from models.typing import FloatTensor, LongTensor
 
@@ -146,3 +154,10 @@ def test_ctr_metrics_with_fixed_scores(batch_size: int) -> None:
     # AUC: 2 and 1 beat every negative (4 + 4), -0.5 beats two (2), 0.3 beats two and ties one (2.5).
     # F1 at logit 0: tp 3 (2, 1, 0.3), fn 1 (-0.5), fp 2 (0.7, 0.3).
     assert got == pytest.approx({"auc": 12.5 / 16, "f1": 6 / (6 + 2 + 1), "pairs": 4})
+
+
+def test_one_target_rank_agrees_with_the_many_target_ranks_under_ties() -> None:
+    scores = torch.randint(0, 4, (6, 9), generator=torch.Generator().manual_seed(0)).float()  # many ties
+    target = torch.tensor([0, 3, 8, 1, 1, 5])
+    many = realistic_ranks(scores, scores.gather(1, target[:, None]))[:, 0]
+    torch.testing.assert_close(realistic_rank(scores, target), many)

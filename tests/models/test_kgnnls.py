@@ -9,7 +9,7 @@ import torch
 
 from models.base import RecModel
 from models.kgnnls import KGNNLS
-from tests.models.cases import ITEM_ENTITY, TRAIN, RecModelCase, batch, tiny_data
+from tests.models.cases import ITEM_ENTITY, TRAIN, RecModelCase, batch
 from tests.models.test_kgcn import naive_kgcn_score
 
 
@@ -64,7 +64,3 @@ class TestKGNNLS(RecModelCase):
         with torch.no_grad():
             assert float(with_ls.loss(batch())) > float(without.loss(batch()))
 
-
-def test_label_keys_stay_the_buffer_after_a_module_conversion() -> None:
-    model = KGNNLS.from_data(tiny_data(), neighbors=2).double()
-    assert model.labels.keys is model.label_keys
