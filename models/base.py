@@ -56,11 +56,14 @@ class RecModel(nn.Module):
     """A recommender: higher scores mean more likely to interact.
 
     ``kind`` names the data a model trains on (``"interactions"``); ``trainable`` is False for
-    count-based baselines, which the trainer fits in one pass without an optimiser.
+    count-based baselines, which the trainer fits in one pass without an optimiser; ``samples_graph``
+    is True for models whose ``from_data`` samples a fixed structure from the KG (neighbourhoods, ripple
+    sets) with a ``seed`` keyword, which :func:`models.fit.build_model` sets to the run's seed.
     """
 
     kind = "interactions"
     trainable = True
+    samples_graph = False
 
     def __init__(self, *, num_users: int, num_items: int) -> None:
         super().__init__()

@@ -42,10 +42,15 @@ class Fitted:
     data: RecData
 
 
-def build_model(name: str, data: RecData, hyper: dict[str, Any]) -> RecModel | KGEModel:
+def build_model(name: str, data: RecData, hyper: dict[str, Any], *, seed: int) -> RecModel | KGEModel:
+    """``name`` built from ``data``; a model that samples KG structure samples it with ``seed`` (unless
+    ``hyper`` names its own), so runs with different seeds differ in the sample as well as the init."""
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
-    return MODELS[name].from_data(data, **hyper)
+    cls = MODELS[name]
+    if getattr(cls, "samples_graph", False):
+        hyper = {"seed": seed, **hyper}
+    return cls.from_data(data, **hyper)
 
 
 def warm_items(data: RecData) -> LongTensor:
@@ -66,7 +71,7 @@ def fit(
 ) -> Fitted:
     """Build ``name`` (seeded by ``config.seed``) and train it to early stopping."""
     torch.manual_seed(config.seed)
-    model = build_model(name, data, hyper)
+    model = build_model(name, data, hyper, seed=config.seed)
     if isinstance(model, KGEModel):
         full = data.kg
         train_kg, valid, _ = split_triples(full, seed=config.seed)

@@ -5,7 +5,7 @@
 - :func:`sample_neighbors`: KGCN's fixed-size neighbourhood, K (entity, relation) pairs per entity
   on the undirected graph, without replacement when an entity has at least K neighbours.
 - :func:`ripple_sets`: RippleNet's ripple sets, M (head, relation, tail) memories per user and hop,
-  spreading from the user's training items along directed triples.
+  spreading from the user's training items along directed triples (distinct when there are at least M).
 
 No loop runs over entities, users or edges: sampling is sort + segment offsets + ``searchsorted``.
 """
@@ -17,6 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from models.typing import BoolTensor, LongTensor
+
+ENUMERATE = 4  # _positions lists every candidate of a row when it has at most this many times M
+MAX_REDRAWS = 1000
 
 
 @dataclass(frozen=True)
@@ -128,11 +131,12 @@ def ripple_sets(
     memory: int,
     generator: torch.Generator | None = None,
 ) -> RippleSets:
-    """Ripple sets of every user (Wang et al., CIKM 2018, RippleNet).
+    """Ripple sets of every user (Wang et al., CIKM 2018, RippleNet), drawn as the authors' code does.
 
-    Hop 1 memories are triples whose head is one of the user's items (their entities); hop h + 1
-    memories are triples whose head is a tail of the user's hop h memories. Each hop draws M
-    memories uniformly, with replacement, from all the user's candidate triples at that hop.
+    Hop 1 candidates are the triples whose head is one of the user's items (their entities); hop h + 1
+    candidates are the triples whose head is a tail of the user's hop h memories (with multiplicity). Each
+    hop takes M distinct candidates when there are at least M, else M draws with replacement. A user with
+    no candidate at hop h > 1 repeats hop h - 1's memories; with none at hop 1, every hop is masked.
 
     users, items: shape (I,), the training interactions the sets spread from.
     """
@@ -142,14 +146,21 @@ def ripple_sets(
     degree = pointer[1:] - pointer[:-1]
     seed_user, seed_entity = users, kg.item_entity[items]
     heads, relations, tails, masks = [], [], [], []
-    for _ in range(hops):  # over hops (H), never over users or entities
+    for hop in range(hops):  # over hops (H), never over users or entities
         edge, found = _draw_edges(seed_user, seed_entity, order, pointer, degree, num_users, memory, generator)
-        heads.append(kg.heads[edge])
-        relations.append(kg.relations[edge])
-        tails.append(kg.tails[edge])
-        masks.append(found[:, None].expand(num_users, memory))
-        seed_user = torch.arange(num_users).repeat_interleave(memory)[masks[-1].reshape(-1)]
-        seed_entity = tails[-1].reshape(-1)[masks[-1].reshape(-1)]
+        h, r, t = kg.heads[edge], kg.relations[edge], kg.tails[edge]
+        mask = found[:, None].expand(num_users, memory)
+        if hop > 0:  # nothing new to spread to: the previous hop's memories again
+            again = ~found[:, None]
+            h, r, t = (torch.where(again, prev, new) for prev, new in ((heads[-1], h), (relations[-1], r),
+                                                                         (tails[-1], t)))
+            mask = torch.where(again, masks[-1], mask)
+        heads.append(h)
+        relations.append(r)
+        tails.append(t)
+        masks.append(mask)
+        seed_user = torch.arange(num_users).repeat_interleave(memory)[mask.reshape(-1)]
+        seed_entity = t.reshape(-1)[mask.reshape(-1)]
     stack = lambda parts: torch.stack(parts, dim=1)  # noqa: E731  (U, H, M)
     return RippleSets(stack(heads), stack(relations), stack(tails), stack(masks))
 
@@ -164,7 +175,7 @@ def _draw_edges(
     memory: int,
     generator: torch.Generator | None,
 ) -> tuple[LongTensor, BoolTensor]:
-    """M edges per user drawn uniformly from the out-edges of the user's seeds: (edge (U, M), found (U,))."""
+    """M edges per user from the out-edges of the user's seeds (:func:`_positions`): (edge (U, M), found (U,))."""
     by_user = torch.argsort(seed_user, stable=True)
     seed_user, seed_entity = seed_user[by_user], seed_entity[by_user]
     seed_degree = degree[seed_entity]  # (S,)
@@ -174,9 +185,47 @@ def _draw_edges(
     found = total > 0
     if not bool(found.any()):
         return torch.zeros(num_users, memory, dtype=torch.long), found
-    draw = (torch.rand(num_users, memory, generator=generator) * total.clamp_min(1)[:, None]).long()
-    flat = (start[:, None] + draw.clamp_max((total - 1).clamp_min(0)[:, None])).clamp_max(int(cum[-1]) - 1)
+    draw = _positions(total, memory, generator)
+    flat = (start[:, None] + draw).clamp_max(int(cum[-1]) - 1)
     seed = torch.searchsorted(cum, flat, right=True)  # (U, M) which seed holds the candidate
     within = flat - (cum[seed] - seed_degree[seed])  # offset among that seed's out-edges
     edge = order[pointer[seed_entity[seed]] + within]
     return torch.where(found[:, None], edge, torch.zeros_like(edge)), found
+
+
+def _positions(total: LongTensor, m: int, generator: torch.Generator | None) -> LongTensor:
+    """M positions per row in ``0..total-1``: distinct when ``total >= m`` (uniform over the m-subsets), else
+    uniform draws with replacement (0 where ``total == 0``). total: shape (U,) -> (U, M).
+
+    Rows with few candidates (``m <= total <= ENUMERATE * m``) take the first m of a random order of all
+    their candidates; rows with more redraw repeated positions until none is left (a redraw repeats with
+    probability below 1 / ENUMERATE), so no row's candidates are ever all listed.
+    """
+    rows = len(total)
+    pos = (torch.rand(rows, m, generator=generator) * total.clamp_min(1)[:, None]).long()
+    pos = torch.minimum(pos, (total - 1).clamp_min(0)[:, None])
+    few = torch.nonzero((total >= m) & (total <= ENUMERATE * m)).flatten()
+    if len(few):
+        counts = total[few]
+        owner = torch.arange(len(few)).repeat_interleave(counts)
+        first = torch.cumsum(counts, 0) - counts
+        offset = torch.arange(len(owner)) - first.repeat_interleave(counts)
+        shuffled = torch.argsort(owner.double() + torch.rand(len(owner), generator=generator, dtype=torch.float64)
+                                 * 0.5, stable=True)  # by owner, random within
+        pos[few] = offset[shuffled][first[:, None] + torch.arange(m)]
+    many = torch.nonzero(total > ENUMERATE * m).flatten()
+    for _ in range(MAX_REDRAWS):  # over redraw rounds, not rows
+        if not len(many):
+            break
+        values, at = pos[many].sort(dim=1)
+        repeated = torch.zeros_like(values, dtype=torch.bool)
+        repeated[:, 1:] = values[:, 1:] == values[:, :-1]
+        if not bool(repeated.any()):
+            break
+        row, col = torch.nonzero(repeated, as_tuple=True)
+        fresh = (torch.rand(len(row), generator=generator) * total[many][row]).long()
+        pos[many[row], at[row, col]] = fresh
+        many = torch.unique(many[row])
+    else:
+        raise RuntimeError(f"distinct ripple-set draws did not settle in {MAX_REDRAWS} rounds")
+    return pos

@@ -63,6 +63,8 @@ class Aggregator(nn.Module):
 
 
 class KGCN(RecModel):
+    samples_graph = True
+
     def __init__(
         self,
         *,

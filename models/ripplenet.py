@@ -7,7 +7,8 @@ seeded). For an item vector v, hop h attends over its memories with
 ``p_i = softmax_i(v^T R_i h_i)`` and reads ``o_h = sum_i p_i t_i``; the item vector is updated between
 hops (``v <- W (v + o_h)``, the authors' "plus_transform"), the user vector is ``u = sum_h o_h`` and
 ``s(u, v) = <u, v>``. Loss: binary cross-entropy on positives and sampled negatives,
-``- kge_weight * mean sigmoid(t^T R h)`` over the batch's memories (the same ``R h`` as the attention),
+``- kge_weight * sum_h mean sigmoid(t^T R h)`` over each hop's memories in the batch (the same ``R h`` as
+the attention; summed over hops as in the authors' code),
 and ``l2 * (||h||^2 + ||t||^2 + ||R||^2 + ||v||^2) / 2`` per pair. Masked memories (a user with nothing
 to spread to) get weight 0.
 """
@@ -34,6 +35,8 @@ class Memories(NamedTuple):
 
 
 class RippleNet(RecModel):
+    samples_graph = True
+
     def __init__(
         self,
         *,
@@ -51,8 +54,8 @@ class RippleNet(RecModel):
         self.entity = nn.Embedding(kg.num_entities, embedding_dim)
         self.relation = nn.Embedding(kg.num_relations, embedding_dim * embedding_dim)  # R_r flattened
         self.transform = nn.Linear(embedding_dim, embedding_dim, bias=False)
-        for table in (self.entity, self.relation):
-            nn.init.xavier_uniform_(table.weight)
+        for weight in (self.entity.weight, self.relation.weight, self.transform.weight):
+            nn.init.xavier_uniform_(weight)  # the authors' glorot-uniform, the transform included
         self.register_buffer("item_entity", kg.item_entity.clone())
         self.register_buffer("memory_heads", ripple.heads)
         self.register_buffer("memory_relations", ripple.relations)
@@ -103,7 +106,8 @@ class RippleNet(RecModel):
         u, v = self.propagate(memories, v0)
         scores = (u * v).sum(-1)  # (B, 2)
         trh = (memories.t * memories.rh).sum(-1)  # (B, H, M) t^T R h
-        kge = (torch.sigmoid(trh) * memories.mask).sum() / memories.mask.sum().clamp_min(1)
+        per_hop = (torch.sigmoid(trh) * memories.mask).sum((0, 2)) / memories.mask.sum((0, 2)).clamp_min(1)  # (H,)
+        kge = per_hop.sum()
         r = self.relation(self.memory_relations[batch.users])
         reg = kgnn.l2_penalty(memories.h.flatten(1), memories.t.flatten(1), r.flatten(1), v0.flatten(1))
         return kgnn.bce_loss(scores[:, 0], scores[:, 1]) - self.kge_weight * kge + self.l2 * reg

@@ -47,6 +47,9 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--json", type=Path, metavar="OUT.json", help="write the rows as JSON")
     models.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the table to a file too")
     models.add_argument("--epochs", type=int, help="cap on epochs (both implementations)")
+    models.add_argument("--seeds", type=int, default=1, metavar="N",
+                        help="runs per model and implementation, seeded with the configured seed and the N-1 after "
+                        "it; the table shows mean ± std (default 1)")
     models.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     models.add_argument("--shared", type=Path, default=Path("../shared"), help="the shared data folder")
     models.set_defaults(handler=_cmd_bench_models)
@@ -78,8 +81,10 @@ def _cmd_bench_models(args: argparse.Namespace) -> int:
     unknown = [m for m in models if m not in MODELS]
     if unknown:
         raise UsageError(f"unknown model(s) {unknown}; known: {', '.join(sorted(MODELS))}")
+    if args.seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     rows = bench(args.dataset, args.protocol, models, shared=args.shared, settings=_settings(args), peer=args.peer,
-                 epochs=args.epochs, device=args.device)
+                 epochs=args.epochs, device=args.device, seeds=args.seeds)
     write(rows, args.json, args.markdown)
     sys.stdout.write(markdown(rows))
     return 0

@@ -6,9 +6,14 @@ Datasets:
 - ``movielens-small``: the project's own published KG (profile ``movielens``: ml-latest-small aligned to
   the Wikidata and DBpedia mirrors), with its stored train/valid/test/cold_test split.
 
-Each (model, implementation) runs in its own process, so ``peak_mem_mb`` is that run's peak RSS (and
+Each (model, implementation, seed) runs in its own process, so ``peak_mem_mb`` is that run's peak RSS (and
 ``peak_gpu_mem_mb`` the CUDA peak on a GPU). Both implementations get the same hyperparameters (ours from
-``models/defaults.toml`` for the dataset, translated for RecBole), the same epoch cap and patience.
+``models/defaults.toml`` for the dataset, translated for RecBole), the same epoch cap, patience and seeds.
+
+On kgcn-music one run's Recall@20 moves by several points with the seed (the initialisation and the sampled
+neighbourhoods; 1,300 test users), for RecBole as for us, so comparisons take the mean of ``--seeds`` runs:
+:func:`summary` gives mean and standard deviation per (dataset, model, implementation) and :func:`markdown`
+shows those, plus our mean over RecBole's for each model run on both.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import json
 import logging
 import multiprocessing
 import resource
+import statistics
 import tempfile
 import time
 from dataclasses import asdict, replace
@@ -55,15 +61,15 @@ def load_kg(dataset: str, protocol: str, *, shared: Path, settings: Any = None):
 
 
 def run_ours(dataset: str, protocol: str, model: str, *, shared: Path, settings: Any, epochs: int | None,
-             device: str) -> dict[str, Any]:
+             device: str, seed: int | None = None) -> dict[str, Any]:
     """Train and evaluate one of our models in a fresh process; the result row."""
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:
-        return pool.apply(_ours, (dataset, protocol, model, shared, settings, epochs, device))
+        return pool.apply(_ours, (dataset, protocol, model, shared, settings, epochs, device, seed))
 
 
 def _ours(dataset: str, protocol: str, model: str, shared: Path, settings: Any, epochs: int | None,
-          device: str) -> dict[str, Any]:
+          device: str, seed: int | None) -> dict[str, Any]:
     import torch
 
     from models.config import hyperparameters
@@ -75,11 +81,11 @@ def _ours(dataset: str, protocol: str, model: str, shared: Path, settings: Any, 
                         datefmt="%H:%M:%S")
     data = model_inputs(load_kg(dataset, protocol, shared=shared, settings=settings))
     hyper, config = hyperparameters(model, dataset=dataset)
-    config = replace(config, device=device, epochs=epochs or config.epochs)
+    config = replace(config, device=device, epochs=epochs or config.epochs, seed=config.seed if seed is None else seed)
     fitted = fit(model, data, protocol=protocol, hyper=hyper, config=config, progress=False)
     metrics = evaluate(fitted.model, data, protocol, config)
     test = metrics.get("test", {})
-    row = {"dataset": dataset, "protocol": protocol, "model": model, "implementation": "kgrec",
+    row = {"dataset": dataset, "protocol": protocol, "model": model, "implementation": "kgrec", "seed": config.seed,
            "metrics": {k: v for k, v in test.items() if k not in ("users", "pairs", "seconds")},
            "train_s_per_epoch": round(fitted.result.train_s_per_epoch, 3), "eval_s": test.get("seconds"),
            "epochs": fitted.result.epochs, "best_epoch": fitted.result.best_epoch,
@@ -95,18 +101,19 @@ def _ours(dataset: str, protocol: str, model: str, shared: Path, settings: Any, 
 
 
 def run_recbole(python: Path, data_path: Path, dataset: str, protocol: str, model: str, *, epochs: int | None,
-                timeout_s: float) -> dict[str, Any]:
+                timeout_s: float, seed: int | None = None) -> dict[str, Any]:
     from models.config import hyperparameters
     from pipeline.bench.recbole_peer import recbole_config, run_peer
 
     hyper, config = hyperparameters(model, dataset=dataset)
+    seed = config.seed if seed is None else seed
     ours = {**hyper, "lr": config.lr, "batch_size": config.batch_size, "epochs": epochs or config.epochs,
-            "patience": config.patience, "seed": config.seed, "eval_batch_pairs": RECBOLE_EVAL_PAIRS}
-    out = data_path / f"{model}-{protocol}.json"
+            "patience": config.patience, "seed": seed, "eval_batch_pairs": RECBOLE_EVAL_PAIRS}
+    out = data_path / f"{model}-{protocol}-{seed}.json"
     row = run_peer(python, data_path=data_path, dataset=dataset, model=model, protocol=protocol,
                    config=recbole_config(model, ours, protocol), out_json=out, timeout_s=timeout_s)
     return {**row, "dataset": dataset, "protocol": protocol, "model": model, "recbole_model": row.get("model"),
-            "implementation": "recbole"}
+            "implementation": "recbole", "seed": seed}
 
 
 def bench(
@@ -120,9 +127,18 @@ def bench(
     peer_root: Path | None = None,
     epochs: int | None = None,
     device: str = "auto",
+    seeds: int = 1,
     timeout_s: float = 3600,
 ) -> list[dict[str, Any]]:
-    """Every (dataset, model) row, ours then RecBole's when ``peer == "recbole"``."""
+    """Every (dataset, model, seed) row, ours then RecBole's when ``peer == "recbole"``.
+
+    The seeds are the model's configured seed and the ``seeds - 1`` integers after it; one seed fixes the
+    initialisation, the sampled KG structure and the training order (for RecBole: its ``seed``).
+    """
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    from models.config import hyperparameters
+
     rows: list[dict[str, Any]] = []
     python = None
     if peer == "recbole":
@@ -136,30 +152,87 @@ def bench(
 
                 write_recbole(load_kg(dataset, protocol, shared=shared, settings=settings), Path(tmp), dataset)
             for model in models:
-                began = time.perf_counter()
-                rows.append(run_ours(dataset, protocol, model, shared=shared, settings=settings, epochs=epochs,
-                                     device=device))
-                log.info("bench: %s %s kgrec done in %.0f s: %s", dataset, model, time.perf_counter() - began,
-                         rows[-1]["metrics"])
-                if python is not None:
-                    rows.append(run_recbole(python, Path(tmp), dataset, protocol, model, epochs=epochs,
-                                            timeout_s=timeout_s))
-                    log.info("bench: %s %s recbole: %s", dataset, model, rows[-1]["metrics"])
+                base = hyperparameters(model, dataset=dataset)[1].seed
+                for seed in range(base, base + seeds):
+                    began = time.perf_counter()
+                    rows.append(run_ours(dataset, protocol, model, shared=shared, settings=settings, epochs=epochs,
+                                         device=device, seed=seed))
+                    log.info("bench: %s %s kgrec seed %d done in %.0f s: %s", dataset, model, seed,
+                             time.perf_counter() - began, rows[-1]["metrics"])
+                    if python is not None:
+                        rows.append(run_recbole(python, Path(tmp), dataset, protocol, model, epochs=epochs,
+                                                timeout_s=timeout_s, seed=seed))
+                        log.info("bench: %s %s recbole seed %d: %s", dataset, model, seed, rows[-1]["metrics"])
     return rows
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
-    """The results as one Markdown table (test split; cold-start Recall@20 where there is a cold split)."""
-    head = ("| dataset | protocol | model | impl | metrics (test) | cold recall@20 | s/epoch | eval s | epochs "
-            "| peak MB |\n|---|---|---|---|---|---|---:|---:|---:|---:|")
-    lines = [head]
+def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One record per (dataset, protocol, model, implementation), in first-seen order: the number of runs, the
+    mean and sample standard deviation (0 for one run) of every metric (test, and cold-start as ``cold_<name>``),
+    and the mean seconds per epoch, seconds per evaluation and epochs, and the largest peak memory."""
+    groups: dict[tuple[str, str, str, str], list[dict[str, Any]]] = {}
     for r in rows:
-        shown = ", ".join(f"{k} {r['metrics'][k]:.4f}" for k in SHOWN[r["protocol"]] if k in r["metrics"])
-        cold = r.get("cold_metrics", {}).get("recall@20")
-        lines.append(f"| {r['dataset']} | {r['protocol']} | {r['model']} | {r['implementation']} | {shown} | "
-                     f"{'' if cold is None else f'{cold:.4f}'} | {r['train_s_per_epoch']:.2f} | "
-                     f"{r['eval_s']:.2f} | {r['epochs']} | {r['peak_mem_mb']:.0f} |")
+        groups.setdefault((r["dataset"], r["protocol"], r["model"], r["implementation"]), []).append(r)
+    out = []
+    for (dataset, protocol, model, implementation), runs in groups.items():
+        values: dict[str, list[float]] = {}
+        for r in runs:
+            for prefix, metrics in (("", r["metrics"]), ("cold_", r.get("cold_metrics", {}))):
+                for key, value in metrics.items():
+                    values.setdefault(prefix + key, []).append(float(value))
+        out.append({
+            "dataset": dataset, "protocol": protocol, "model": model, "implementation": implementation,
+            "runs": len(runs),
+            "mean": {k: statistics.fmean(v) for k, v in values.items()},
+            "std": {k: statistics.stdev(v) if len(v) > 1 else 0.0 for k, v in values.items()},
+            "train_s_per_epoch": statistics.fmean(r["train_s_per_epoch"] for r in runs),
+            "eval_s": statistics.fmean(r["eval_s"] for r in runs),
+            "epochs": statistics.fmean(r["epochs"] for r in runs),
+            "peak_mem_mb": max(r["peak_mem_mb"] for r in runs),
+        })
+    return out
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """The results as Markdown: per (dataset, model, implementation) the test metrics' mean ± std over the seeds
+    (cold-start Recall@20 where there is a cold split), mean seconds per epoch and per evaluation, mean epochs
+    run and peak memory; then, for each model run by both implementations, ours relative to RecBole's."""
+    head = ("| dataset | protocol | model | impl | runs | metrics (test, mean ± std) | cold recall@20 | s/epoch "
+            "| eval s | epochs | peak MB |\n|---|---|---|---|---:|---|---|---:|---:|---:|---:|")
+    lines = [head]
+    groups = summary(rows)
+    for g in groups:
+        shown = ", ".join(_mean_std(g, k) for k in SHOWN[g["protocol"]] if k in g["mean"])
+        cold = _mean_std(g, "cold_recall@20", named=False) if "cold_recall@20" in g["mean"] else ""
+        lines.append(f"| {g['dataset']} | {g['protocol']} | {g['model']} | {g['implementation']} | {g['runs']} | "
+                     f"{shown} | {cold} | {g['train_s_per_epoch']:.2f} | {g['eval_s']:.2f} | {g['epochs']:.1f} | "
+                     f"{g['peak_mem_mb']:.0f} |")
+    pairs = _pairs(groups)
+    if pairs:
+        lines += ["", "| dataset | protocol | model | metric: kgrec / recbole | s/epoch: kgrec / recbole "
+                  "| eval s: kgrec / recbole |", "|---|---|---|---:|---:|---:|"]
+        for ours, peer in pairs:
+            metric = SHOWN[ours["protocol"]][0]
+            lines.append(f"| {ours['dataset']} | {ours['protocol']} | {ours['model']} | "
+                         f"{metric} {_ratio(ours['mean'].get(metric), peer['mean'].get(metric))} | "
+                         f"{_ratio(ours['train_s_per_epoch'], peer['train_s_per_epoch'])} | "
+                         f"{_ratio(ours['eval_s'], peer['eval_s'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _mean_std(group: dict[str, Any], key: str, *, named: bool = True) -> str:
+    text = f"{group['mean'][key]:.4f}" + (f" ± {group['std'][key]:.4f}" if group["runs"] > 1 else "")
+    return f"{key} {text}" if named else text
+
+
+def _pairs(groups: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    by_key = {(g["dataset"], g["protocol"], g["model"], g["implementation"]): g for g in groups}
+    return [(g, by_key[(*key[:3], "recbole")]) for key, g in by_key.items()
+            if key[3] == "kgrec" and (*key[:3], "recbole") in by_key]
+
+
+def _ratio(ours: float | None, peer: float | None) -> str:
+    return "" if ours is None or not peer else f"{ours / peer:.2f}"
 
 
 def write(rows: list[dict[str, Any]], json_out: Path | None, markdown_out: Path | None) -> None:

@@ -87,6 +87,9 @@ MODEL_KEYS: dict[str, dict[str, str]] = {
     "KGAT": {"embedding_dim": "embedding_size", "l2": "reg_weight"},
     "Pop": {},
 }
+# RecBole models trained pointwise: each positive and each of its sampled negatives is a row of a batch, so its
+# train_batch_size counts rows, and a batch of ours (B positives, each with one negative) is 2 B of its rows.
+POINTWISE = {"RippleNet": 2}
 
 
 class PeerError(RuntimeError):
@@ -131,7 +134,9 @@ def recbole_config(model: str, hyper: dict[str, Any], protocol: str) -> dict[str
     keys = {**COMMON_KEYS, **MODEL_KEYS[name]}
     config: dict[str, Any] = {}
     for key, value in hyper.items():
-        if key in keys:
+        if key == "batch_size":
+            config[keys[key]] = value * POINTWISE.get(name, 1)
+        elif key in keys:
             config[keys[key]] = value
         else:
             log.info("recbole %s: dropping hyperparameter %s=%r (no RecBole equivalent)", name, key, value)

@@ -117,7 +117,7 @@ def evaluate_model(settings: Settings, name: str, version: int | None = None) ->
     config = model_store.read_json(folder / "config.json")
     _, data = published_data(settings, config["kg_version"])
     train_config = replace(TrainConfig(**config["train"]), device=settings.device)
-    model = build_model(name, data, config["hyper"])
+    model = build_model(name, data, config["hyper"], seed=train_config.seed)
     model.load_state_dict(torch.load(folder / "model.pt", map_location="cpu", weights_only=True))
     model.to(resolve_device(train_config.device))
     metrics = {"protocol": _protocol(model, config["protocol"]),

@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 import torch
 
-from models.graph import KnowledgeGraph, Neighbors, ripple_sets, sample_neighbors
+from models.graph import KnowledgeGraph, Neighbors, _positions, ripple_sets, sample_neighbors
 from models.typing import LongTensor
 
 
@@ -119,16 +119,19 @@ def test_ripple_memories_spread_from_the_previous_hop(case: str) -> None:
     memories = _memories(kg, users, items, num_users, hops=3, memory=6, seed=0)
     for user in range(num_users):
         seeds = {int(kg.item_entity[i]) for u, i in zip(users.tolist(), items.tolist(), strict=True) if u == user}
-        for hop in memories[user]:
+        for depth, hop in enumerate(memories[user]):
+            if depth > 0 and not any(out_degree[s] > 0 for s in seeds):
+                assert hop == memories[user][depth - 1]  # a dead end: the previous hop's memories again
+                continue
             assert set(hop) <= triples and {h for h, _, _ in hop} <= seeds
             assert len(hop) == (6 if any(out_degree[s] > 0 for s in seeds) else 0)  # all or nothing masked
             seeds = {t for _, _, t in hop}
 
 
-def test_ripple_masks_users_with_nothing_to_spread_to() -> None:
+def test_ripple_masks_users_with_nothing_to_spread_from_and_repeats_a_dead_end() -> None:
     memories = _memories(RIPPLE_KG, RIPPLE_USERS, RIPPLE_ITEMS, 5, hops=2, memory=4, seed=0)
-    assert [[len(hop) for hop in user] for user in memories] == [[4, 4], [4, 4], [0, 0], [0, 0], [4, 0]]
-    assert memories[4][0] == [(6, 0, 5)] * 4
+    assert [[len(hop) for hop in user] for user in memories] == [[4, 4], [4, 4], [0, 0], [0, 0], [4, 4]]
+    assert memories[4][0] == memories[4][1] == [(6, 0, 5)] * 4  # entity 5 has no out-edge: hop 2 repeats hop 1
     assert set(memories[1][0]) == {(1, 0, 3)}
 
 
@@ -147,6 +150,19 @@ def test_ripple_draws_are_uniform_over_candidates_with_multiplicity() -> None:
             for triple, count in freq.items():
                 assert count / m == pytest.approx(seeds[triple[0]] / total, abs=0.02), (user, hop, triple)
     assert Counter(memories[0][0])[(1, 0, 3)] / m == pytest.approx(0.2, abs=0.02)  # 1 of 5 candidates
+
+
+def test_ripple_positions_are_distinct_when_there_are_enough_candidates() -> None:
+    m, n = 8, 3000
+    total = torch.tensor([0, 3] + [10] * n + [50] * n)  # 10: every candidate listed; 50: repeats redrawn
+    pos = _positions(total, m, torch.Generator().manual_seed(0))
+    assert pos.shape == (len(total), m) and pos[0].eq(0).all() and pos[1].lt(3).all()
+    for rows, t in ((slice(2, 2 + n), 10), (slice(2 + n, None), 50)):
+        block = pos[rows]
+        assert block.min() >= 0 and block.max() < t
+        assert (block.sort(dim=1).values.diff(dim=1) > 0).all()  # m distinct positions per row
+        share = torch.bincount(block.flatten(), minlength=t) / n  # each position in m / t of the rows
+        assert torch.allclose(share, torch.full((t,), m / t), atol=0.04), share
 
 
 @pytest.mark.parametrize(("field", "values", "message"), [

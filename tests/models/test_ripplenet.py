@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from models.base import RecModel
 from models.graph import ripple_sets
-from tests.models.cases import ITEM_ENTITY, TRAIN, TRIPLES, RecModelCase, tiny_data
+from tests.models.cases import ITEM_ENTITY, TRAIN, TRIPLES, RecModelCase, batch, tiny_data
 
 
 class TestRippleNet(RecModelCase):
@@ -35,6 +36,24 @@ class TestRippleNet(RecModelCase):
             v = model.transform(v + o)
             u = u + o
         return float(u @ v)
+
+    def test_kge_term_sums_each_hops_mean_over_its_memories(self) -> None:
+        with_kge, without = self.make(kge_weight=1.0, l2=0.0), self.make(kge_weight=0.0, l2=0.0)
+        b = batch()
+        expected = 0.0
+        for hop in range(with_kge.hops):
+            values = []
+            for user in b.users.tolist():
+                for m in range(with_kge.memory_heads.shape[-1]):
+                    if bool(with_kge.memory_mask[user, hop, m]):
+                        d = with_kge.dim
+                        h = with_kge.entity.weight[with_kge.memory_heads[user, hop, m]]
+                        r = with_kge.relation.weight[with_kge.memory_relations[user, hop, m]].view(d, d)
+                        t = with_kge.entity.weight[with_kge.memory_tails[user, hop, m]]
+                        values.append(torch.sigmoid(t @ (r @ h)).detach())
+            expected += float(torch.stack(values).mean()) if values else 0.0
+        with torch.no_grad():
+            assert float(without.loss(b) - with_kge.loss(b)) == pytest.approx(expected, rel=1e-5)
 
 
 def test_ripple_memories_spread_from_the_users_items() -> None:

@@ -57,8 +57,10 @@ def test_kgcn_and_kgnnls_keys() -> None:
 
 def test_ripplenet_keys() -> None:
     # RippleNet's reg_weight weighs the L2 term and kg_weight the KGE term (its yaml's comments swap them).
+    # It trains pointwise: its batch counts the positives and their negatives as rows, so it is twice ours.
     assert recbole_config("ripplenet", HYPER, "ranking") == {
-        **COMMON, "embedding_size": 32, "reg_weight": 1e-5, "n_hop": 2, "n_memory": 32, "kg_weight": 0.02,
+        **COMMON, "train_batch_size": 2048, "embedding_size": 32, "reg_weight": 1e-5, "n_hop": 2, "n_memory": 32,
+        "kg_weight": 0.02,
     }
 
 
