@@ -46,12 +46,12 @@ bench: setup
 # movielens profile's own KG (needs `kgrec -p movielens run --with-mirrors` first, for the cold-start split).
 bench-models: setup
 	mkdir -p var/bench
-	$(KGREC) bench models --dataset kgcn-music --protocol ctr --models kgcn,kgnnls --epochs 30 \
+	$(KGREC) bench models --dataset kgcn-music --protocol ctr --models kgcn,kgnnls --epochs 30 --seeds 3 \
 	  --json var/bench/music-ctr.json
-	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models bprmf,kgcn,kgnnls,ripplenet \
-	  --peer recbole --epochs 10 --json var/bench/music-ranking.json
-	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking --models bprmf,kgcn \
-	  --epochs 5 --json var/bench/ml-ranking.json
+	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models ripplenet,kgcn,kgnnls,bprmf \
+	  --peer recbole --epochs 30 --seeds 3 --json var/bench/music-ranking.json
+	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
+	  --models bprmf,kgcn,ripplenet --epochs 5 --json var/bench/ml-ranking.json
 
 # Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
 lock:

@@ -53,6 +53,6 @@ def test_each_seed_is_its_own_run(shared_data: Path) -> None:
     assert [(r["model"], r["implementation"], r["seed"]) for r in rows] == [
         ("bprmf", "kgrec", 2026), ("bprmf", "kgrec", 2027)]
     assert rows[0]["config"]["train"]["seed"] == 2026 and rows[1]["config"]["train"]["seed"] == 2027
-    assert rows[0]["metrics"]["recall@20"] != rows[1]["metrics"]["recall@20"]
+    assert rows[0]["metrics"] != rows[1]["metrics"]  # another initialisation and training order
     with pytest.raises(ValueError, match="seeds must be >= 1"):
         bench(["kgcn-music"], "ranking", ["bprmf"], shared=shared_data.parent, settings=None, seeds=0)
