@@ -100,7 +100,8 @@ def sample_neighbors(
     edge_index: LongTensor, edge_type: LongTensor, num_entities: int, k: int, generator: torch.Generator | None = None
 ) -> Neighbors:
     """K neighbours per entity: a random K without replacement when the degree is at least K,
-    else every neighbour plus uniform draws with replacement to fill K (the KGCN paper's sampling).
+    else every neighbour once plus uniform draws with replacement to fill K. (The authors' code, and
+    RecBole's, draw all K with replacement below degree K, which can leave neighbours out.)
 
     edge_index: shape (2, E) (source, neighbour); edge_type: shape (E,).
     """
