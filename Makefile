@@ -49,7 +49,7 @@ bench-models: setup
 	$(KGREC) bench models --dataset kgcn-music --protocol ctr --models kgcn,kgnnls --epochs 30 --seeds 3 \
 	  --json var/bench/music-ctr.json
 	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models ripplenet,kgcn,kgnnls,bprmf \
-	  --peer recbole --epochs 60 --seeds 3 --json var/bench/music-ranking.json
+	  --peer recbole --epochs 30 --seeds 3 --json var/bench/music-ranking.json
 	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
 	  --models bprmf,kgcn,ripplenet --epochs 10 --seeds 3 --json var/bench/ml-ranking.json
 
