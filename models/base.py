@@ -103,6 +103,7 @@ class KGEModel(nn.Module):
 
     kind = "triples"
     trainable = True
+    samples_graph = False
 
     def __init__(self, *, num_entities: int, num_relations: int) -> None:
         super().__init__()

@@ -48,7 +48,7 @@ def build_model(name: str, data: RecData, hyper: dict[str, Any], *, seed: int) -
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
     cls = MODELS[name]
-    if getattr(cls, "samples_graph", False):
+    if cls.samples_graph:
         hyper = {"seed": seed, **hyper}
     return cls.from_data(data, **hyper)
 
