@@ -5,8 +5,10 @@ never imports ``kg_build`` or ``pipeline`` (DESIGN.md §2); polars is used only 
 """
 
 from models.bprmf import BPRMF
+from models.cke import CKE
 from models.complex import ComplEx
 from models.distmult import DistMult
+from models.kgat import KGAT
 from models.kgcn import KGCN
 from models.kgnnls import KGNNLS
 from models.pop import Popularity
@@ -24,4 +26,6 @@ MODELS: dict[str, type] = {
     "kgcn": KGCN,
     "kgnnls": KGNNLS,
     "ripplenet": RippleNet,
+    "cke": CKE,
+    "kgat": KGAT,
 }

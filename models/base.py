@@ -18,6 +18,7 @@ from models.typing import FloatTensor, LongTensor
 
 if TYPE_CHECKING:
     from models.data import RecData
+    from models.graph import KnowledgeGraph
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,20 @@ class TripleBatch:
         return len(self.heads)
 
 
+@dataclass(frozen=True)
+class JointBatch:
+    """An interaction batch and a triple batch trained in one step (CKE's joint loss)."""
+
+    interactions: InteractionBatch
+    triples: TripleBatch
+
+    def to(self, device: torch.device) -> JointBatch:
+        return JointBatch(self.interactions.to(device), self.triples.to(device))
+
+    def __len__(self) -> int:
+        return len(self.interactions)
+
+
 class RecModel(nn.Module):
     """A recommender: higher scores mean more likely to interact.
 
@@ -59,11 +74,16 @@ class RecModel(nn.Module):
     count-based baselines, which the trainer fits in one pass without an optimiser; ``samples_graph``
     is True for models whose ``from_data`` samples a fixed structure from the KG (neighbourhoods, ripple
     sets) with a ``seed`` keyword, which :func:`models.fit.build_model` sets to the run's seed.
+
+    Models with a KG loss of their own set ``kg_phase``: ``"alternate"`` trains ``kg_loss`` on
+    :meth:`kg_triples` in a phase of its own after each pass over the interactions (KGAT), ``"joint"`` adds
+    it to every interaction batch's ``loss`` (CKE). Their negatives replace the tail only.
     """
 
     kind = "interactions"
     trainable = True
     samples_graph = False
+    kg_phase: str | None = None
 
     def __init__(self, *, num_users: int, num_items: int) -> None:
         super().__init__()
@@ -88,8 +108,19 @@ class RecModel(nn.Module):
         """Scores of every item for each user. users: shape (B,) -> (B, num_items)."""
         raise NotImplementedError
 
+    def kg_triples(self) -> KnowledgeGraph:
+        """The triples ``kg_loss`` trains on (models with a ``kg_phase``)."""
+        raise NotImplementedError
+
+    def kg_loss(self, batch: TripleBatch) -> FloatTensor:
+        """The KG loss of one batch of triples, already weighted (models with a ``kg_phase``)."""
+        raise NotImplementedError
+
     def on_epoch_start(self, generator: torch.Generator) -> None:
         """Hook before each training epoch (e.g. re-sample neighbourhoods); nothing by default."""
+
+    def on_epoch_end(self) -> None:
+        """Hook after each epoch's training, before validation (KGAT recomputes its attention); nothing by default."""
 
 
 def item_chunks(num_items: int, per_item_cost: int, rows: int, budget: int = 1 << 24) -> list[LongTensor]:

@@ -25,7 +25,14 @@ from models.data import RecData
 from models.evaluation import ctr_metrics, ranking_metrics
 from models.graph import KnowledgeGraph
 from models.linkpred import link_prediction
-from models.sampling import NegativeSampler, PairSet, interaction_batches, num_batches, triple_batches
+from models.sampling import (
+    NegativeSampler,
+    PairSet,
+    interaction_batches,
+    joint_batches,
+    num_batches,
+    triple_batches,
+)
 from models.trainer import Phase, TrainConfig, Trainer, TrainResult, resolve_device
 from models.typing import LongTensor, Protocol
 
@@ -80,18 +87,30 @@ def fit(
         validate = link_validation(valid, full)
         metric = VALID_METRIC["triples"]
     else:
-        phases = [interaction_phase(model, data, config)]
+        phases = interaction_phases(model, data, config)
         validate = rec_validation(data, protocol, "valid", config)
         metric = VALID_METRIC[protocol]
     trainer = Trainer(model, phases, validate, metric=metric, config=config, out_dir=out_dir, progress=progress)
     return Fitted(model, trainer.fit(resume=resume), data)
 
 
-def interaction_phase(model: RecModel, data: RecData, config: TrainConfig) -> Phase:
+def interaction_phases(model: RecModel, data: RecData, config: TrainConfig) -> list[Phase]:
+    """The CF phase, and a model's KG loss: its own phase after it (``"alternate"``) or in it (``"joint"``)."""
     train = data.train
     sampler = NegativeSampler(PairSet(train.users, train.items, data.num_items), data.num_users, warm_items(data))
-    return Phase("cf", lambda g: interaction_batches(train.users, train.items, sampler, config.batch_size, g),
-                 model.loss, num_batches(len(train), config.batch_size))
+    cf = lambda g: interaction_batches(train.users, train.items, sampler, config.batch_size, g)  # noqa: E731
+    size = num_batches(len(train), config.batch_size)
+    if model.kg_phase is None:
+        return [Phase("cf", cf, model.loss, size)]
+    triples = model.kg_triples()
+    if model.kg_phase == "joint":
+        return [Phase("cf+kg", lambda g: joint_batches(cf(g), triples, g),
+                      lambda b: model.loss(b.interactions) + model.kg_loss(b.triples), size)]
+    if model.kg_phase == "alternate":
+        return [Phase("cf", cf, model.loss, size),
+                Phase("kg", lambda g: triple_batches(triples, config.batch_size, g, corrupt="tail"), model.kg_loss,
+                      num_batches(triples.num_triples, config.batch_size))]
+    raise ValueError(f"{type(model).__name__}.kg_phase must be None, 'joint' or 'alternate', got {model.kg_phase!r}")
 
 
 def rec_validation(data: RecData, protocol: Protocol, split: str, config: TrainConfig

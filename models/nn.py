@@ -1,6 +1,6 @@
 """The shared math of the model zoo, as plain functions reused by every model.
 
-KG scores (higher = more plausible): TransE, DistMult, ComplEx, and the TransR projection;
+KG scores (higher = more plausible): TransE, DistMult, ComplEx, and the TransR projection and distance;
 losses: BPR, margin ranking, binary cross-entropy on positive/negative logits, an L2 term;
 segment operations over an edge index: :func:`scatter_sum` and :func:`scatter_softmax`
 (as PyG's ``utils/_softmax.py``), plus :func:`masked_softmax` for fixed-size segments.
@@ -41,6 +41,14 @@ def transr_project(e: FloatTensor, m: FloatTensor) -> FloatTensor:
     e: shape (..., d_e); m: shape (..., d_e, d_r), broadcastable against e -> shape (..., d_r).
     """
     return torch.matmul(e.unsqueeze(-2), m).squeeze(-2)
+
+
+def transr_distance(h: FloatTensor, r: FloatTensor, t: FloatTensor, m: FloatTensor) -> FloatTensor:
+    """``||norm(h M_r) + norm(r) - norm(t M_r)||^2``, the squared TransR distance with L2-normalised vectors as
+    CKE's and KGAT's code compute it (lower = more plausible). h, t: (B, d_e); r: (B, d_r); m: (B, d_e, d_r)."""
+    h_r = F.normalize(transr_project(h, m), dim=-1)
+    t_r = F.normalize(transr_project(t, m), dim=-1)
+    return (h_r + F.normalize(r, dim=-1) - t_r).pow(2).sum(-1)
 
 
 def bpr_loss(pos: FloatTensor, neg: FloatTensor) -> FloatTensor:

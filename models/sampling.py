@@ -7,11 +7,12 @@ positive. Lookups are ``searchsorted`` on sorted ``user * num_items + item`` key
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import fields
 
 import torch
 
-from models.base import InteractionBatch, TripleBatch
+from models.base import InteractionBatch, JointBatch, TripleBatch
 from models.graph import KnowledgeGraph
 from models.typing import BoolTensor, LongTensor
 
@@ -73,11 +74,18 @@ def interaction_batches(
         yield InteractionBatch(users[at], items[at], negatives[start : start + batch_size])
 
 
-def triple_batches(kg: KnowledgeGraph, batch_size: int, generator: torch.Generator) -> Iterator[TripleBatch]:
-    """One epoch over the triples; each gets its head or its tail (50/50) replaced by a uniform entity."""
+CORRUPT = ("both", "tail")
+
+
+def triple_batches(kg: KnowledgeGraph, batch_size: int, generator: torch.Generator, corrupt: str = "both"
+                   ) -> Iterator[TripleBatch]:
+    """One epoch over the triples; each gets its head or its tail (50/50) replaced by a uniform entity, or
+    always its tail with ``corrupt="tail"`` (KGAT's and CKE's sampling)."""
+    if corrupt not in CORRUPT:
+        raise ValueError(f"corrupt must be one of {CORRUPT}, got {corrupt!r}")
     order = torch.randperm(kg.num_triples, generator=generator)
     h, r, t = kg.heads[order], kg.relations[order], kg.tails[order]
-    corrupt_head = torch.rand(len(order), generator=generator) < 0.5
+    corrupt_head = torch.rand(len(order), generator=generator) < (0.5 if corrupt == "both" else 0.0)
     random_entity = torch.randint(kg.num_entities, (len(order),), generator=generator)
     neg_h = torch.where(corrupt_head, random_entity, h)
     neg_t = torch.where(corrupt_head, t, random_entity)
@@ -88,3 +96,29 @@ def triple_batches(kg: KnowledgeGraph, batch_size: int, generator: torch.Generat
 
 def num_batches(n: int, batch_size: int) -> int:
     return (n + batch_size - 1) // batch_size
+
+
+def joint_batches(interactions: Iterable[InteractionBatch], kg: KnowledgeGraph, generator: torch.Generator
+                  ) -> Iterator[JointBatch]:
+    """Each interaction batch with as many triples (tails corrupted), drawn by cycling through shuffled
+    passes over the triples, so an epoch sees every triple about ``interactions / triples`` times."""
+    stream: Iterator[TripleBatch] = iter(())
+    for batch in interactions:
+        parts, need = [], len(batch)
+        while need:
+            part = next(stream, None)
+            if part is None:
+                stream = triple_batches(kg, len(batch), generator, corrupt="tail")
+                continue
+            part = _head(part, need)
+            parts.append(part)
+            need -= len(part)
+        yield JointBatch(batch, parts[0] if len(parts) == 1 else _concat(parts))
+
+
+def _head(batch: TripleBatch, n: int) -> TripleBatch:
+    return TripleBatch(*(getattr(batch, f.name)[:n] for f in fields(batch)))
+
+
+def _concat(parts: list[TripleBatch]) -> TripleBatch:
+    return TripleBatch(*(torch.cat([getattr(p, f.name) for p in parts]) for f in fields(TripleBatch)))

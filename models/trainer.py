@@ -3,9 +3,9 @@
 - Device: CUDA when present, else CPU (``device="cpu"``/``"cuda"`` forces one); bf16 autocast on CUDA.
 - Reproducible: all sampling draws from one seeded ``torch.Generator`` (CPU), whose state is saved with
   the checkpoint, so a resumed run continues the same sequence.
-- Each epoch runs the phases in order (one for most models; KGAT alternates CF and KG phases), then
-  ``validate(model)``; the best epoch by ``metric`` is kept. Training stops after ``patience`` epochs
-  without improvement, or after ``epochs``.
+- Each epoch runs the phases in order (one for most models; KGAT alternates CF and KG phases), the
+  model's ``on_epoch_end`` hook (counted as training time), then ``validate(model)``; the best epoch by
+  ``metric`` is kept. Training stops after ``patience`` epochs without improvement, or after ``epochs``.
 - Files in ``out_dir``: ``model.pt`` (the best ``state_dict``), ``last.pt`` (model, optimiser, epoch,
   generator state: the resume point; plain tensors and numbers, loaded with ``weights_only=True``) and
   ``metrics.jsonl`` (one JSON object per epoch, appended).
@@ -155,6 +155,9 @@ class Trainer:
             losses[phase.name] = float(total) / max(count, 1)
             if not math.isfinite(losses[phase.name]):
                 raise FloatingPointError(f"epoch {epoch}: {phase.name} loss is {losses[phase.name]}")
+        if hasattr(self.model, "on_epoch_end"):
+            with torch.no_grad():
+                self.model.on_epoch_end()
         if self.device.type == "cuda":
             torch.cuda.synchronize()
         return losses, time.perf_counter() - began

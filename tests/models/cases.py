@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from models import MODELS
-from models.base import InteractionBatch, RecModel
+from models.base import InteractionBatch, RecModel, TripleBatch
 from models.data import RecData, from_tables
+from models.sampling import triple_batches
 
 NUM_USERS = 4
 # items 0, 1, 2 are entities 3, 0, 5 (not the first entities, on purpose); entity 6 has no triple.
@@ -41,6 +42,12 @@ def batch() -> InteractionBatch:
     return InteractionBatch(torch.tensor([0, 1, 2, 3]), torch.tensor([0, 2, 0, 1]), torch.tensor([2, 1, 1, 0]))
 
 
+def triple_batch(model: RecModel) -> TripleBatch:
+    """Every triple ``model`` trains its KG loss on, tails corrupted (seeded)."""
+    kg = model.kg_triples()
+    return next(triple_batches(kg, kg.num_triples, torch.Generator().manual_seed(0), corrupt="tail"))
+
+
 class RecModelCase:
     name: ClassVar[str]
     hyper: ClassVar[dict[str, Any]] = {}
@@ -61,6 +68,8 @@ class RecModelCase:
     def test_loss_is_finite_and_reaches_every_parameter(self) -> None:
         model = self.make()
         loss = model.loss(batch())
+        if model.kg_phase is not None:  # the KG loss trains the relation vectors and matrices
+            loss = loss + model.kg_loss(triple_batch(model))
         assert loss.dim() == 0 and torch.isfinite(loss)
         if not model.trainable:
             assert not list(model.parameters())

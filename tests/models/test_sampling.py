@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from models.graph import KnowledgeGraph
-from models.sampling import NegativeSampler, PairSet, interaction_batches, num_batches, triple_batches
+from models.sampling import (
+    NegativeSampler,
+    PairSet,
+    interaction_batches,
+    joint_batches,
+    num_batches,
+    triple_batches,
+)
 
 NUM_ITEMS = 6
 USERS = torch.tensor([0, 0, 1, 2, 2, 2, 0])  # (0, 1) appears twice
@@ -92,3 +99,30 @@ def test_triple_batches_corrupt_exactly_one_side() -> None:
     assert (head_kept | tail_kept).all()  # never both sides replaced
     assert 150 < int((~head_kept).sum()) < 350 and 150 < int((~tail_kept).sum()) < 350  # about half each
     assert int(neg_h.min()) >= 0 and int(neg_t.max()) < 30
+
+
+def test_tail_corruption_keeps_every_head() -> None:
+    gen = _gen(4)
+    heads, tails = torch.randint(30, (2, 200), generator=gen)
+    kg = KnowledgeGraph(30, 3, heads, torch.randint(3, (200,), generator=gen), tails, torch.arange(5))
+    batches = list(triple_batches(kg, 64, _gen(), corrupt="tail"))
+    assert all(torch.equal(b.neg_heads, b.heads) for b in batches)
+    assert sum(int((b.neg_tails != b.tails).sum()) for b in batches) > 150
+    with pytest.raises(ValueError, match="corrupt"):
+        next(triple_batches(kg, 64, _gen(), corrupt="head"))
+
+
+def test_joint_batches_pair_each_interaction_batch_with_as_many_triples() -> None:
+    gen = _gen(5)
+    kg = KnowledgeGraph(30, 3, torch.randint(30, (50,), generator=gen), torch.randint(3, (50,), generator=gen),
+                        torch.randint(30, (50,), generator=gen), torch.arange(5))
+    users, items = torch.randint(20, (300,), generator=gen), torch.randint(40, (300,), generator=gen)
+    sampler = NegativeSampler(PairSet(users, items, 40), 20, torch.arange(40))
+    joint = list(joint_batches(interaction_batches(users, items, sampler, 32, _gen()), kg, _gen()))
+    assert len(joint) == 10
+    assert [len(b.triples) for b in joint] == [len(b.interactions) for b in joint]
+    seen = Counter(zip(*(torch.cat([getattr(b.triples, f) for b in joint]).tolist()
+                         for f in ("heads", "relations", "tails")), strict=True))
+    every = Counter(zip(kg.heads.tolist(), kg.relations.tolist(), kg.tails.tolist(), strict=True))
+    assert set(seen) == set(every)  # more interactions than triples: every triple is drawn
+    assert all(torch.equal(b.triples.neg_heads, b.triples.heads) for b in joint)

@@ -76,3 +76,22 @@ def test_device_choice() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="no CUDA device"):
             resolve_device("cuda")
+
+
+def test_kgat_alternates_a_cf_and_a_kg_phase_and_keeps_the_attention_of_its_best_epoch(tmp_path: Path) -> None:
+    config = TrainConfig(epochs=3, batch_size=4, lr=0.05, patience=100, seed=3, device="cpu")
+    fitted = fit("kgat", tiny_data(), protocol="ranking", hyper={"embedding_dim": 4, "layers": [3]}, config=config,
+                 out_dir=tmp_path, progress=False)
+    assert all(set(h["loss"]) == {"cf", "kg"} for h in fitted.result.history)
+    best = torch.load(tmp_path / "model.pt", weights_only=True)
+    model = fitted.model
+    assert torch.equal(best["attention"], model.attention)
+    model.on_epoch_end()  # the attention of the kept weights: recomputing it changes nothing
+    assert torch.allclose(best["attention"], model.attention)
+
+
+def test_cke_trains_its_kg_loss_in_every_interaction_batch() -> None:
+    config = TrainConfig(epochs=2, batch_size=4, lr=0.05, patience=100, seed=3, device="cpu")
+    fitted = fit("cke", tiny_data(), protocol="ranking", hyper={"embedding_dim": 4, "kg_embedding_dim": 2},
+                 config=config, progress=False)
+    assert all(set(h["loss"]) == {"cf+kg"} for h in fitted.result.history)

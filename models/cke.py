@@ -1,0 +1,81 @@
+"""CKE: collaborative filtering with a TransR structural embedding of the items' KG entities, trained jointly.
+
+Zhang, Yuan, Lian, Xie, Ma, "Collaborative Knowledge Base Embedding for Recommender Systems", KDD 2016.
+The item vector is its CF offset plus its entity's structural vector, ``e_i = eta_i + v_{entity(i)}``, and
+``s(u, i) = <p_u, e_i>``. Each training step adds, to the BPR loss of an interaction batch, ``kg_weight`` times
+a TransR loss on as many KG triples (tails corrupted): ``softplus(d(h, r, t) - d(h, r, t'))`` with ``d`` the
+squared distance of the L2-normalised projections (:func:`models.nn.transr_distance`; the paper's Bayesian
+TransR written as a pairwise loss, as RecBole's CKE does). L2 terms: ``l2`` on ``p_u, e_i, e_j``, ``kg_l2`` on
+the KG vectors of the triple batch. Only the structural part of CKE is built (no textual or visual
+autoencoders: the KG has no text or images). A cold item's CF offset never trains, but its entity vector does.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+from torch import nn
+
+from models import nn as kgnn
+from models.base import InteractionBatch, RecModel, TripleBatch
+from models.data import RecData
+from models.graph import KnowledgeGraph
+from models.typing import FloatTensor, LongTensor
+
+
+class CKE(RecModel):
+    kg_phase = "joint"
+
+    def __init__(
+        self,
+        *,
+        num_users: int,
+        kg: KnowledgeGraph,
+        embedding_dim: int = 64,
+        kg_embedding_dim: int = 64,
+        kg_weight: float = 1.0,
+        l2: float = 1e-5,
+        kg_l2: float = 1e-5,
+    ) -> None:
+        super().__init__(num_users=num_users, num_items=kg.num_items)
+        self.dim, self.kg_dim = embedding_dim, kg_embedding_dim
+        self.kg_weight, self.l2, self.kg_l2 = kg_weight, l2, kg_l2
+        self.kg = kg  # kept on the CPU for the triple sampler (not a buffer: .to(device) leaves it)
+        self.user = nn.Embedding(num_users, embedding_dim)
+        self.item = nn.Embedding(kg.num_items, embedding_dim)
+        self.entity = nn.Embedding(kg.num_entities, embedding_dim)
+        self.relation = nn.Embedding(kg.num_relations, kg_embedding_dim)
+        self.relation_matrix = nn.Embedding(kg.num_relations, embedding_dim * kg_embedding_dim)  # M_r, flattened
+        for table in (self.user, self.item, self.entity, self.relation, self.relation_matrix):
+            nn.init.xavier_uniform_(table.weight)
+        self.register_buffer("item_entity", kg.item_entity.clone())
+
+    @classmethod
+    def from_data(cls, data: RecData, **hyper: Any) -> Self:
+        return cls(num_users=data.num_users, kg=data.kg, **hyper)
+
+    def item_vectors(self, items: LongTensor) -> FloatTensor:
+        """``eta_i + v_{entity(i)}``. items: (B,) -> (B, d)."""
+        return self.item(items) + self.entity(self.item_entity[items])
+
+    def score(self, users: LongTensor, items: LongTensor) -> FloatTensor:
+        return (self.user(users) * self.item_vectors(items)).sum(-1)
+
+    def score_all(self, users: LongTensor) -> FloatTensor:
+        every = self.item.weight + self.entity.weight[self.item_entity]  # (num_items, d)
+        return self.user(users) @ every.T
+
+    def loss(self, batch: InteractionBatch) -> FloatTensor:
+        u, i, j = self.user(batch.users), self.item_vectors(batch.pos_items), self.item_vectors(batch.neg_items)
+        return kgnn.bpr_loss((u * i).sum(-1), (u * j).sum(-1)) + self.l2 * kgnn.l2_penalty(u, i, j)
+
+    def kg_triples(self) -> KnowledgeGraph:
+        return self.kg
+
+    def kg_loss(self, batch: TripleBatch) -> FloatTensor:
+        h, t, t_neg = self.entity(batch.heads), self.entity(batch.tails), self.entity(batch.neg_tails)
+        r = self.relation(batch.relations)
+        m = self.relation_matrix(batch.relations).unflatten(-1, (self.dim, self.kg_dim))
+        pos, neg = kgnn.transr_distance(h, r, t, m), kgnn.transr_distance(h, r, t_neg, m)
+        loss = kgnn.bpr_loss(-pos, -neg) + self.kg_l2 * kgnn.l2_penalty(h, r, t, t_neg)
+        return self.kg_weight * loss

@@ -1,0 +1,185 @@
+"""KGAT: Knowledge Graph Attention Network.
+
+Wang, He, Cao, Liu, Chua, "KGAT: Knowledge Graph Attention Network for Recommendation", KDD 2019.
+
+- Graph: the collaborative knowledge graph (:mod:`models.ckg`): interactions as ``interact`` triples plus the
+  item KG, every triple with its inverse; users and entities share one node table ``e``.
+- Embedding layer: TransR on the CKG, ``g(h, r, t) = ||W_r e_h + e_r - W_r e_t||^2`` over L2-normalised
+  vectors (:func:`models.nn.transr_distance`), loss ``softplus(g(h, r, t) - g(h, r, t'))`` with the tail
+  corrupted, plus ``l2`` on the vectors.
+- Knowledge-aware attention ``pi(h, r, t) = (W_r e_t)^T tanh(W_r e_h + e_r)``, softmax over each head's edges
+  (:func:`models.nn.scatter_softmax`). As in the paper, it is recomputed once per epoch, after training
+  (:meth:`on_epoch_end`), and held fixed in between: it weighs messages but gets no gradient.
+- Propagation, L layers: ``e_N(h) = sum_t pi(h, r, t) e_t`` (:func:`models.nn.scatter_sum` over the edge index),
+  then the aggregator: ``bi`` (bi-interaction) ``LeakyReLU(W1 (e_h + e_N)) + LeakyReLU(W2 (e_h * e_N))``, ``gcn``
+  ``LeakyReLU(W (e_h + e_N))`` or ``graphsage`` ``LeakyReLU(W [e_h ; e_N])``; message dropout on each layer's
+  output, which is then L2-normalised (the authors' code); the final vector concatenates ``e^(0) .. e^(L)``.
+- ``s(u, i) = <e*_u, e*_i>``, BPR loss plus ``l2`` on the final vectors of the batch.
+- Training alternates a CF phase (BPR over the interactions) and a KG phase (TransR over the CKG triples), as
+  the paper's Algorithm and RecBole's ``KGATTrainer`` do.
+
+Choices where the paper is silent, from the authors' code: LeakyReLU slope 0.2; Xavier-uniform initialisation;
+the initial attention is computed from the initial embeddings. In evaluation the propagated vectors are
+computed once and reused across user chunks until the model trains again or loads new weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from models import nn as kgnn
+from models.base import InteractionBatch, RecModel, TripleBatch
+from models.ckg import collaborative_graph
+from models.data import RecData
+from models.graph import KnowledgeGraph
+from models.typing import FloatTensor, LongTensor
+
+AGGREGATORS = ("bi", "gcn", "graphsage")
+LEAKY_SLOPE = 0.2
+
+
+class Aggregator(nn.Module):
+    """One propagation layer's aggregator. ego, side: (N, d_in) -> (N, d_out)."""
+
+    def __init__(self, kind: str, dim_in: int, dim_out: int) -> None:
+        super().__init__()
+        if kind not in AGGREGATORS:
+            raise ValueError(f"unknown aggregator {kind!r}; expected one of {AGGREGATORS}")
+        self.kind = kind
+        self.linear = nn.Linear(2 * dim_in if kind == "graphsage" else dim_in, dim_out)
+        self.bi = nn.Linear(dim_in, dim_out) if kind == "bi" else None
+        for linear in (self.linear, self.bi):
+            if linear is not None:
+                nn.init.xavier_uniform_(linear.weight)
+                nn.init.zeros_(linear.bias)
+
+    def forward(self, ego: FloatTensor, side: FloatTensor) -> FloatTensor:
+        if self.kind == "graphsage":
+            return F.leaky_relu(self.linear(torch.cat([ego, side], dim=-1)), LEAKY_SLOPE)
+        out = F.leaky_relu(self.linear(ego + side), LEAKY_SLOPE)
+        if self.bi is not None:
+            out = out + F.leaky_relu(self.bi(ego * side), LEAKY_SLOPE)
+        return out
+
+
+class KGAT(RecModel):
+    kg_phase = "alternate"
+
+    def __init__(
+        self,
+        *,
+        num_users: int,
+        kg: KnowledgeGraph,
+        train_users: LongTensor,
+        train_items: LongTensor,
+        embedding_dim: int = 64,
+        kg_embedding_dim: int = 64,
+        layers: Sequence[int] = (64, 32, 16),
+        aggregator: str = "bi",
+        dropout: float = 0.1,
+        l2: float = 1e-5,
+    ) -> None:
+        super().__init__(num_users=num_users, num_items=kg.num_items)
+        if not layers or min(layers) < 1:
+            raise ValueError(f"layers must be a non-empty list of positive sizes, got {list(layers)}")
+        self.ckg = collaborative_graph(kg, train_users, train_items, num_users)
+        self.dim, self.kg_dim, self.l2 = embedding_dim, kg_embedding_dim, l2
+        self.node = nn.Embedding(self.ckg.num_nodes, embedding_dim)
+        self.relation = nn.Embedding(self.ckg.num_relations, kg_embedding_dim)
+        self.relation_matrix = nn.Embedding(self.ckg.num_relations, embedding_dim * kg_embedding_dim)  # W_r
+        for table in (self.node, self.relation, self.relation_matrix):
+            nn.init.xavier_uniform_(table.weight)
+        sizes = [embedding_dim, *layers]
+        self.layers = nn.ModuleList(Aggregator(aggregator, a, b) for a, b in zip(sizes, sizes[1:], strict=False))
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer("heads", self.ckg.heads)
+        self.register_buffer("tails", self.ckg.tails)
+        self.register_buffer("item_node", self.ckg.item_node)
+        self.register_buffer("attention", torch.zeros(self.ckg.num_edges))
+        self._cache: FloatTensor | None = None
+        self.on_epoch_end()
+
+    @classmethod
+    def from_data(cls, data: RecData, **hyper: Any) -> Self:
+        return cls(num_users=data.num_users, kg=data.kg, train_users=data.train.users, train_items=data.train.items,
+                   **hyper)
+
+    def matrices(self, relations: LongTensor) -> FloatTensor:
+        """``W_r`` of each relation. relations: (B,) -> (B, d, k)."""
+        return self.relation_matrix(relations).unflatten(-1, (self.dim, self.kg_dim))
+
+    @torch.no_grad()
+    def edge_scores(self) -> FloatTensor:
+        """``pi(h, r, t)`` of every CKG edge, before the softmax: (E,). One matmul per relation (a loop over
+        relations, never over nodes or edges)."""
+        e = self.node.weight
+        scores = torch.empty(self.ckg.num_edges, device=e.device)
+        pointer = self.ckg.relation_pointer.tolist()
+        for r in range(self.ckg.num_relations):
+            start, end = pointer[r], pointer[r + 1]
+            if start == end:
+                continue
+            w = self.relation_matrix.weight[r].view(self.dim, self.kg_dim)
+            h_r, t_r = e[self.heads[start:end]] @ w, e[self.tails[start:end]] @ w  # (E_r, k)
+            scores[start:end] = (t_r * torch.tanh(h_r + self.relation.weight[r])).sum(-1)
+        return scores
+
+    @torch.no_grad()
+    def on_epoch_end(self) -> None:
+        """Recompute the attention from the current embeddings (the paper: once per epoch)."""
+        self.attention.copy_(kgnn.scatter_softmax(self.edge_scores(), self.heads, self.ckg.num_nodes))
+        self._cache = None
+
+    def propagate(self) -> FloatTensor:
+        """The final vector of every node, ``[e^(0) ; e^(1) ; ... ; e^(L)]``: (num_nodes, d + sum(layers))."""
+        ego = self.node.weight
+        outputs = [ego]
+        weight = self.attention[:, None]
+        for layer in self.layers:
+            side = kgnn.scatter_sum(weight * ego[self.tails], self.heads, self.ckg.num_nodes)  # e_N(h)
+            ego = self.dropout(layer(ego, side))
+            outputs.append(F.normalize(ego, dim=-1))
+        return torch.cat(outputs, dim=-1)
+
+    def final_vectors(self) -> FloatTensor:
+        """:meth:`propagate`, computed once and reused while evaluating (no dropout, no gradient)."""
+        if self.training or torch.is_grad_enabled():
+            return self.propagate()
+        if self._cache is None:
+            self._cache = self.propagate()
+        return self._cache
+
+    def train(self, mode: bool = True) -> Self:
+        self._cache = None
+        return super().train(mode)
+
+    def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
+        self._cache = None
+        super()._load_from_state_dict(*args, **kwargs)
+
+    def score(self, users: LongTensor, items: LongTensor) -> FloatTensor:
+        final = self.final_vectors()
+        return (final[users] * final[self.item_node[items]]).sum(-1)
+
+    def score_all(self, users: LongTensor) -> FloatTensor:
+        final = self.final_vectors()
+        return final[users] @ final[self.item_node].T  # (B, num_items)
+
+    def loss(self, batch: InteractionBatch) -> FloatTensor:
+        final = self.propagate()
+        u, i, j = final[batch.users], final[self.item_node[batch.pos_items]], final[self.item_node[batch.neg_items]]
+        return kgnn.bpr_loss((u * i).sum(-1), (u * j).sum(-1)) + self.l2 * kgnn.l2_penalty(u, i, j)
+
+    def kg_triples(self) -> KnowledgeGraph:
+        return self.ckg.as_kg()
+
+    def kg_loss(self, batch: TripleBatch) -> FloatTensor:
+        h, t, t_neg = self.node(batch.heads), self.node(batch.tails), self.node(batch.neg_tails)
+        r, m = self.relation(batch.relations), self.matrices(batch.relations)
+        pos, neg = kgnn.transr_distance(h, r, t, m), kgnn.transr_distance(h, r, t_neg, m)
+        return kgnn.bpr_loss(-pos, -neg) + self.l2 * kgnn.l2_penalty(h, r, t, t_neg)
