@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any, Self
 import torch
 from torch import nn
 
+from models.paths import hop_mean
 from models.typing import FloatTensor, LongTensor
 
 if TYPE_CHECKING:
     from models.data import RecData
     from models.graph import KnowledgeGraph
+    from models.paths import PathSet
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,11 @@ class RecModel(nn.Module):
         """The KG loss of one batch of triples, already weighted (models with a ``kg_phase``)."""
         raise NotImplementedError
 
+    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+        """How strongly this model supports each KG path from ``user``'s history to a candidate, higher = better:
+        its attention along the path, or the similarity of its embeddings (:mod:`models.explain`). (P,)."""
+        raise NotImplementedError
+
     def on_epoch_start(self, generator: torch.Generator) -> None:
         """Hook before each training epoch (e.g. re-sample neighbourhoods); nothing by default."""
 
@@ -162,6 +169,13 @@ class KGEModel(nn.Module):
     def loss(self, batch: TripleBatch) -> FloatTensor:
         """The training loss of one batch (a scalar)."""
         raise NotImplementedError
+
+    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+        """The mean plausibility of each path's hops as triples (a KG embedding has no users). (P,)."""
+        heads, relations, tails, valid = paths.hop_triples()
+        flat = self.score_hrt(heads.clamp_min(0).flatten(), relations.clamp_min(0).flatten(),
+                              tails.clamp_min(0).flatten())
+        return hop_mean(flat.view_as(heads), valid)
 
     def on_epoch_start(self, generator: torch.Generator) -> None:
         """Hook before each training epoch; nothing by default."""

@@ -8,10 +8,12 @@ An item with no training interaction keeps its random initial vector: BPR-MF can
 
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import nn
 
 from models import nn as kgnn
 from models.base import InteractionBatch, RecModel
+from models.paths import PathSet
 from models.typing import FloatTensor, LongTensor
 
 
@@ -29,6 +31,10 @@ class BPRMF(RecModel):
 
     def score_all(self, users: LongTensor) -> FloatTensor:
         return self.user(users) @ self.item.weight.T  # (B, num_items)
+
+    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+        """BPR-MF knows no KG: a path counts as much as its history item's vector resembles the candidate's."""
+        return F.cosine_similarity(self.item(paths.item), self.item(paths.target), dim=-1)
 
     def loss(self, batch: InteractionBatch) -> FloatTensor:
         u, i, j = self.user(batch.users), self.item(batch.pos_items), self.item(batch.neg_items)  # (B, d) each

@@ -20,6 +20,7 @@ from models import nn as kgnn
 from models.base import InteractionBatch, RecModel, TripleBatch
 from models.data import RecData
 from models.graph import KnowledgeGraph
+from models.paths import PathSet, hop_mean
 from models.typing import FloatTensor, LongTensor
 
 
@@ -68,6 +69,15 @@ class CKE(RecModel):
     def loss(self, batch: InteractionBatch) -> FloatTensor:
         u, i, j = self.user(batch.users), self.item_vectors(batch.pos_items), self.item_vectors(batch.neg_items)
         return kgnn.bpr_loss((u * i).sum(-1), (u * j).sum(-1)) + self.l2 * kgnn.l2_penalty(u, i, j)
+
+    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+        """The mean TransR plausibility (negative distance) of each path's hops."""
+        heads, relations, tails, valid = paths.hop_triples()
+        r_ids = relations.clamp_min(0)
+        m = self.relation_matrix(r_ids).unflatten(-1, (self.dim, self.kg_dim))
+        dist = kgnn.transr_distance(self.entity(heads.clamp_min(0)), self.relation(r_ids),
+                                    self.entity(tails.clamp_min(0)), m)
+        return hop_mean(-dist, valid)
 
     def kg_triples(self) -> KnowledgeGraph:
         return self.kg

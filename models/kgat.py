@@ -37,6 +37,7 @@ from models.base import InteractionBatch, RecModel, TripleBatch
 from models.ckg import collaborative_graph
 from models.data import RecData
 from models.graph import KnowledgeGraph
+from models.paths import PathSet, hop_sum
 from models.typing import FloatTensor, LongTensor
 
 AGGREGATORS = ("bi", "gcn", "graphsage")
@@ -102,6 +103,8 @@ class KGAT(RecModel):
         self.register_buffer("item_node", self.ckg.item_node)
         self.register_buffer("attention", torch.zeros(self.ckg.num_edges))
         self._cache: FloatTensor | None = None
+        keys = (self.ckg.relations * self.ckg.num_nodes + self.ckg.heads) * self.ckg.num_nodes + self.ckg.tails
+        self._edge_keys, self._edge_order = keys.sort()  # (relation, head, tail) -> edge, for path_scores
         self.on_epoch_end()
 
     @classmethod
@@ -174,6 +177,20 @@ class KGAT(RecModel):
         final = self.propagate()
         u, i, j = final[batch.users], final[self.item_node[batch.pos_items]], final[self.item_node[batch.neg_items]]
         return kgnn.bpr_loss((u * i).sum(-1), (u * j).sum(-1)) + self.l2 * kgnn.l2_penalty(u, i, j)
+
+    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+        """``sum_hops log pi``: the attention each hop's message gets on its way to the candidate (the node nearer
+        the candidate aggregates from the farther one, so the CKG edge is (nearer, r or r^-1, farther))."""
+        a, b = paths.entities[:, :-1], paths.entities[:, 1:]  # hop j walks a -> b, toward the candidate
+        _, relations, _, valid = paths.hop_triples()
+        base = self.ckg.num_relations // 2
+        # walked head -> tail (not inverse): the edge b -> a is the inverse triple; else the triple itself
+        ckg_relation = torch.where(paths.inverse, relations + 1, relations + 1 + base)
+        n = self.ckg.num_nodes
+        keys = (ckg_relation * n + b + self.num_users) * n + a + self.num_users
+        found = torch.searchsorted(self._edge_keys, keys.cpu().clamp_min(0)).clamp_max(len(self._edge_keys) - 1)
+        attention = self.attention.cpu()[self._edge_order[found]].clamp_min(torch.finfo(torch.float32).tiny)
+        return hop_sum(attention.log(), valid.cpu())
 
     def kg_triples(self) -> KnowledgeGraph:
         return self.ckg.as_kg()

@@ -34,6 +34,7 @@ from models import nn as kgnn
 from models.base import InteractionBatch, RecModel, item_chunks
 from models.data import RecData
 from models.graph import KnowledgeGraph, sample_neighbors
+from models.paths import PathSet, hop_sum
 from models.typing import FloatTensor, LongTensor
 
 AGGREGATORS = ("sum", "concat", "neighbor")
@@ -142,6 +143,13 @@ class KGCN(RecModel):
         chunks = item_chunks(self.num_items, self.k**self.hops * self.entity.embedding_dim, len(users))
         parts = [torch.einsum("bd,bnd->bn", u, self.item_vectors(u, c.to(u.device)[None])) for c in chunks]
         return torch.cat(parts, dim=1)  # (B, num_items)
+
+    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+        """The user's relation attention along the path: ``sum_hops log softmax_r(pi(u, r))``."""
+        u = self.user.weight[user]
+        log_attention = torch.log_softmax(self.relation.weight @ u / len(u), dim=0)  # (num_relations,)
+        _, relations, _, valid = paths.hop_triples()
+        return hop_sum(log_attention[relations.clamp_min(0)], valid)
 
     def loss(self, batch: InteractionBatch) -> FloatTensor:
         u = self.user(batch.users)  # (B, d)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 
 from models.base import InteractionBatch, RecModel
+from models.paths import PathSet
 from models.typing import FloatTensor, LongTensor
 
 
@@ -27,6 +28,10 @@ class Popularity(RecModel):
 
     def score(self, users: LongTensor, items: LongTensor) -> FloatTensor:
         return self.counts[items]  # (B,)
+
+    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+        """Popularity knows no KG: shorter paths first."""
+        return -paths.length.float()
 
     def score_all(self, users: LongTensor) -> FloatTensor:
         return self.counts.expand(len(users), -1)  # (B, num_items)

@@ -24,6 +24,7 @@ from models import nn as kgnn
 from models.base import InteractionBatch, RecModel, item_chunks
 from models.data import RecData
 from models.graph import KnowledgeGraph, RippleSets, ripple_sets
+from models.paths import PathSet, hop_mean
 from models.typing import FloatTensor, LongTensor
 
 
@@ -98,6 +99,15 @@ class RippleNet(RecModel):
             u, v = self.propagate(memories, self.entity(self.item_entity[c.to(users.device)])[None])  # (B, n, d)
             parts.append((u * v).sum(-1))
         return torch.cat(parts, dim=1)  # (B, num_items)
+
+    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+        """RippleNet's memory attention logit ``v^T R_r h`` of each hop triple for the candidate v, averaged."""
+        heads, relations, _, valid = paths.hop_triples()
+        v = self.entity(self.item_entity[paths.target])  # (P, d)
+        r = self.relation(relations.clamp_min(0)).unflatten(-1, (self.dim, self.dim))  # (P, 3, d, d)
+        h = self.entity(heads.clamp_min(0))  # (P, 3, d)
+        logits = torch.einsum("pd,pjde,pje->pj", v, r, h)
+        return hop_mean(logits, valid)
 
     def loss(self, batch: InteractionBatch) -> FloatTensor:
         items = torch.stack([batch.pos_items, batch.neg_items], dim=1)  # (B, 2)
