@@ -5,7 +5,8 @@ RecBole is imported in :func:`main` after the arguments are parsed, so ``--help`
 
 The data are ``DATA_PATH/DATASET/`` as written by ``kg_build.export.recbole``: the pre-split
 ``DATASET.{train,valid,test}.inter`` (read through ``benchmark_filename``, so RecBole neither filters nor
-re-splits them), ``DATASET.kg``, ``DATASET.link`` and ``DATASET.yaml`` (loaded as a config file).
+re-splits them), ``DATASET.kg``, ``DATASET.link`` and ``DATASET.yaml`` (loaded as a config file). The job reads
+them through a folder of its own (:func:`job_data`) holding only the link rows RecBole can merge.
 
 - ``ranking``: full ranking over all items, the user's train items masked (train and valid items on the test
   set), Recall/NDCG/Precision/Hit/MRR@20, early stopping on Recall@20.
@@ -13,9 +14,11 @@ re-splits them), ``DATASET.kg``, ``DATASET.link`` and ``DATASET.yaml`` (loaded a
   metric), plus a global ``auc`` (Mann-Whitney, ties at average rank) and ``f1`` (sigmoid(score) > 0.5) over the
   test positives and one negative each, drawn (seeded) from the items the user has no interaction with in any split.
 
-The result JSON (``--out``) also holds the wall seconds of each training epoch and their mean, the seconds of one
-evaluation of the test set, the epochs run, the best epoch (1-based), the peak RSS and the effective
-hyperparameters. RecBole's tensorboard folder and checkpoints go to a temporary working directory, removed at the end.
+The result JSON (``--out``) also holds the trainer class RecBole picked, the wall seconds of each training epoch and
+their mean, the seconds of one evaluation of the test set, the epochs run, the best epoch (1-based), the peak RSS
+and the effective hyperparameters. (KGAT's test evaluation reuses the propagated embeddings its checkpoint holds,
+so its ``eval_s`` leaves the propagation out.) RecBole's tensorboard folder and checkpoints go to a temporary
+working directory, removed at the end.
 """
 
 from __future__ import annotations
@@ -101,10 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)  # pandas' and torch's notes on RecBole's 2023 code
     out = args.out.resolve()
     overrides = json.loads(args.config.read_text(encoding="utf-8"))
-    yaml_file = args.data_path.resolve() / args.dataset / f"{args.dataset}.yaml"
+    source = args.data_path.resolve()
     del sys.argv[1:]  # RecBole's Config reads --key=value overrides from the command line
     with tempfile.TemporaryDirectory(prefix="recbole-job-") as work:
         os.chdir(work)  # RecBole writes ./log_tensorboard and the checkpoints here
+        yaml_file = job_data(source, args.dataset, Path(work) / "data") / args.dataset / f"{args.dataset}.yaml"
         config = job_config(yaml_file, args.protocol, overrides, Path(work))
         result = run(args.model, args.dataset, args.protocol, yaml_file, config)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -128,6 +132,77 @@ def job_config(yaml_file: Path, protocol: str, overrides: dict[str, Any], work: 
     for key in sorted(fixed.keys() & overrides.keys()):
         log.warning("config %s=%r ignored: the benchmark sets it to %r", key, overrides[key], fixed[key])
     return {**DEFAULTS, **overrides, **fixed}
+
+
+def job_data(data_path: Path, dataset: str, folder: Path) -> Path:
+    """``data_path/dataset/`` as ``folder/dataset/`` (returns ``folder``): every file linked, but the link file
+    cut to the rows RecBole can merge (:func:`loadable_link_rows`), with a log line when rows are dropped.
+
+    With ``benchmark_filename`` RecBole skips all of its filtering, its ``_filter_link`` included, yet its merge of
+    item and entity ids (``KnowledgeBasedDataset._merge_item_and_entity``) takes every link row to be an item of
+    the inter files and an entity of the kg file, and fails with a KeyError on any other. kgrec's link holds every
+    item of the KG, also those without an interaction in the three splits (movielens-small: 4,077 of 9,742, the
+    cold-start items among them) and those whose entity is in no triple. Dropping such a row changes nothing
+    RecBole trains or ranks: its items are those of the inter files (an unlinked one gets an entity of its own,
+    in no triple), and an entity is in its graph through the kg file alone.
+    """
+    source = data_path / dataset
+    target = folder / dataset
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        if path.is_file() and path.suffix != ".link":
+            (target / path.name).symlink_to(path)
+    link = source / f"{dataset}.link"
+    if link.is_file():
+        header, rows, total = loadable_link_rows(source, dataset)
+        (target / link.name).write_text(header + "".join(rows), encoding="utf-8")
+        if len(rows) < total:
+            log.info("link: %d of %d rows kept (the others name an item of no inter file or an entity of no triple)",
+                     len(rows), total)
+    return folder
+
+
+def loadable_link_rows(folder: Path, dataset: str) -> tuple[str, list[str], int]:
+    """The link file's header line, its rows (lines) whose item occurs in a benchmark inter file and whose entity
+    in the kg file (the rows RecBole's ``_filter_link`` keeps), and its number of rows."""
+    import yaml
+
+    fields = yaml.safe_load((folder / f"{dataset}.yaml").read_text(encoding="utf-8")) or {}
+    item = fields.get("ITEM_ID_FIELD", "item_id")
+    entity = fields.get("ENTITY_ID_FIELD", "entity_id")
+    head = fields.get("HEAD_ENTITY_ID_FIELD", "head_id")
+    tail = fields.get("TAIL_ENTITY_ID_FIELD", "tail_id")
+    items: set[str] = set()
+    for part in ENFORCED["benchmark_filename"]:
+        items |= _column_values(folder / f"{dataset}.{part}.inter", item)
+    kg = folder / f"{dataset}.kg"
+    entities = _column_values(kg, head) | _column_values(kg, tail)
+    link = folder / f"{dataset}.link"
+    with link.open(encoding="utf-8") as lines:
+        header = next(lines)
+        item_col, entity_col = _column_index(header, item, link), _column_index(header, entity, link)
+        rows, total = [], 0
+        for line in filter(str.strip, lines):
+            total += 1
+            values = line.rstrip("\r\n").split("\t")
+            if values[item_col] in items and values[entity_col] in entities:
+                rows.append(line if line.endswith("\n") else line + "\n")
+    return header, rows, total
+
+
+def _column_values(path: Path, field: str) -> set[str]:
+    """The values of the column ``field`` (header ``field:type``) of the tab-separated atomic file ``path``."""
+    with path.open(encoding="utf-8") as lines:
+        col = _column_index(next(lines), field, path)
+        return {line.rstrip("\r\n").split("\t")[col] for line in filter(str.strip, lines)}
+
+
+def _column_index(header: str, field: str, path: Path) -> int:
+    """The index of ``field`` in an atomic file's header line (``name:type`` columns); ValueError when absent."""
+    names = [column.split(":")[0] for column in header.rstrip("\r\n").split("\t")]
+    if field not in names:
+        raise ValueError(f"{path}: no column {field!r} in header {names}")
+    return names.index(field)
 
 
 def load_columns(yaml_file: Path) -> dict[str, list[str]]:
@@ -184,6 +259,7 @@ def run(
     return {
         "implementation": "recbole",
         "model": model_name,
+        "trainer": type(trainer).__name__,
         "protocol": protocol,
         "metrics": metrics,
         "train_s_per_epoch": sum(epoch_seconds) / len(epoch_seconds) if epoch_seconds else None,

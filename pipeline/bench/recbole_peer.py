@@ -7,6 +7,8 @@ standard library, RecBole and what RecBole is built on). Neither RecBole nor tor
 - :data:`RECBOLE_MODELS`: our model names -> RecBole's.
 - :func:`recbole_config`: our hyperparameters -> RecBole config keys (checked against RecBole 1.2.1's
   ``recbole/properties/model/*.yaml``); a key the model does not take is dropped with a log line.
+- :data:`PEER_PATCHES`: the edits :func:`ensure_venv` makes to installed files so that RecBole's KGAT runs with the
+  only DGL that installs here (2.1.0) under torch 2.13.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -32,8 +35,14 @@ RECBOLE_VERSION = "1.2.1"
 # silently fell back to the CUDA build of torch 2.12.1. RecBole's own code paths need no old setuptools (only
 # ray's S3 helper and thop's FLOPs counter, which the job does not use, import pkg_resources/distutils).
 # pandas<3: under pandas 3's copy-on-write RecBole 1.2.1's in-place NaN filling (Dataset._fill_nan) does nothing.
+# dgl: RecBole's KGAT builds its graph with it. 2.1.0 is the newest on PyPI (none has a library built for torch
+# 2.13: see PEER_PATCHES); it imports torchdata.datapipes, removed in torchdata 0.10, and pydantic, which it does
+# not declare.
 TORCH_SPEC = "torch==2.13.0"
-PEER_SPECS = (TORCH_SPEC, f"recbole=={RECBOLE_VERSION}", "numpy<2", "pandas<3")
+PEER_SPECS = (
+    TORCH_SPEC, f"recbole=={RECBOLE_VERSION}", "numpy<2", "pandas<3", "dgl==2.1.0", "torchdata==0.9.0",
+    "pydantic==2.14.3",
+)
 STAMP = ".kgrec-peer-installed"
 JOB_SCRIPT = Path(__file__).with_name("recbole_job.py")
 PROTOCOLS = ("ranking", "ctr")
@@ -83,9 +92,30 @@ MODEL_KEYS: dict[str, dict[str, str]] = {
         "memory": "n_memory",
         "kge_weight": "kg_weight",
     },
-    "CKE": {"embedding_dim": "embedding_size"},
-    "KGAT": {"embedding_dim": "embedding_size", "l2": "reg_weight"},
+    # CKE.py: reg_weights[0] weighs the L2 term of the user and item embeddings, reg_weights[1] that of the
+    # TransR-projected KG embeddings (see MERGED_KEYS).
+    "CKE": {"embedding_dim": "embedding_size", "kg_embedding_dim": "kg_embedding_size"},
+    # layers: the output sizes of the propagation layers, as ours (RecBole prepends embedding_size); mess_dropout:
+    # one rate for every layer. RecBole spells the aggregators as we do: "bi", "gcn", "graphsage".
+    "KGAT": {
+        "embedding_dim": "embedding_size",
+        "kg_embedding_dim": "kg_embedding_size",
+        "layers": "layers",
+        "dropout": "mess_dropout",
+        "l2": "reg_weight",
+        "aggregator": "aggregator_type",
+    },
     "Pop": {},
+}
+# RecBole config keys that take a list of several of our hyperparameters, in this order (all or none given).
+MERGED_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
+    "CKE": {"reg_weights": ("l2", "kg_l2")},
+}
+# Our hyperparameters that the RecBole model hardwires to a value: dropped, with a warning when ours differs.
+# RecBole's CKE adds its KG loss to the recommendation loss unweighted (CKE.py: rec_loss, kg_loss, reg_loss are
+# summed by the trainer), i.e. with our kg_weight = 1.
+FIXED_VALUES: dict[str, dict[str, Any]] = {
+    "CKE": {"kg_weight": 1},
 }
 # RecBole models trained pointwise: each positive and each of its sampled negatives is a row of a batch, so its
 # train_batch_size counts rows, and a batch of ours (B positives, each with one negative) is 2 B of its rows.
@@ -96,11 +126,48 @@ class PeerError(RuntimeError):
     """The peer environment cannot be installed or a peer job failed; the message says why."""
 
 
+@dataclass(frozen=True)
+class Patch:
+    """Replace ``old`` by ``new`` in the installed file ``path`` (relative to site-packages), for reason ``why``."""
+
+    path: str
+    old: str
+    new: str
+    why: str
+
+
+PEER_PATCHES = (
+    Patch(
+        "dgl/graphbolt/__init__.py",
+        "\n\nload_graphbolt()\n",
+        "\n\ntry:  # kgrec peer: no graphbolt library for this torch; RecBole never uses graphbolt\n"
+        "    load_graphbolt()\nexcept (FileNotFoundError, ImportError):\n    pass\n",
+        "DGL 2.1.0 ships libgraphbolt only for torch 2.0-2.2 and `import dgl` loads it, so it fails under torch 2.13",
+    ),
+    # RecBole issue #1978: KGAT.init_graph calls two DGL 0.x APIs that DGL >= 1.0 removed; the replacements are
+    # DGL's own successors, same result (every node kept; a scipy COO matrix with rows = sources).
+    Patch(
+        "recbole/model/knowledge_aware_recommender/kgat.py",
+        "dgl.edge_subgraph(self.ckg, edge_idxs, preserve_nodes=True)",
+        "dgl.edge_subgraph(self.ckg, edge_idxs, relabel_nodes=False)",
+        "DGL >= 1.0 has no preserve_nodes argument (relabel_nodes=False replaces it)",
+    ),
+    Patch(
+        "recbole/model/knowledge_aware_recommender/kgat.py",
+        '.adjacency_matrix(transpose=False, scipy_fmt="coo")',
+        '.adj_external(transpose=False, scipy_fmt="coo")',
+        "DGL >= 1.1's adjacency_matrix returns a dgl.sparse matrix (whose library is missing for torch 2.13) and takes "
+        "no scipy_fmt; adj_external is the old method",
+    ),
+)
+
+
 def ensure_venv(root: Path) -> Path:
     """Create the RecBole venv at ``root`` unless a finished install is stamped there; returns its python.
 
-    Installs ``torch==2.13.0`` first (the local CPU wheel), then RecBole with ``numpy<2`` and ``pandas<3``, torch
-    pinned again.
+    Installs ``torch==2.13.0`` first (the local CPU wheel), then RecBole, DGL and their pins, torch pinned again,
+    then applies :data:`PEER_PATCHES`. The stamp records the specs and patches, so changing either re-runs this on
+    an existing venv (pip keeps what is already right; each patch is applied only where it is not yet).
     """
     python = root / "bin" / "python"
     stamp = root / STAMP
@@ -117,30 +184,76 @@ def ensure_venv(root: Path) -> Path:
         log.info("peer venv: pip install %s", " ".join(specs))
         _check_call([str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", *specs],
                     f"pip install {' '.join(specs)}")
+    site_packages = _site_packages(root)
+    for patch in PEER_PATCHES:
+        apply_patch(site_packages, patch)
     stamp.write_text(wanted, encoding="utf-8")
     log.info("peer venv %s installed in %.0f s", root, time.monotonic() - started)
     return python
 
 
+def apply_patch(site_packages: Path, patch: Patch) -> bool:
+    """Apply ``patch`` to its file under ``site_packages``; False when it was already applied.
+
+    Idempotent: a file that holds ``patch.new`` is left alone. Raises :class:`PeerError` naming the file when it
+    is missing or holds neither text (another version of the package: the patch must be redone for it).
+    """
+    path = site_packages / patch.path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PeerError(f"cannot patch {path}: {exc}") from exc
+    if patch.new in text:
+        return False
+    if text.count(patch.old) != 1:
+        raise PeerError(f"cannot patch {path}: expected the text {patch.old!r} once, found it "
+                        f"{text.count(patch.old)} times (needed because {patch.why})")
+    path.write_text(text.replace(patch.old, patch.new), encoding="utf-8")
+    log.info("peer venv: patched %s (%s)", path, patch.why)
+    return True
+
+
 def recbole_config(model: str, hyper: dict[str, Any], protocol: str) -> dict[str, Any]:
     """RecBole config entries for ``hyper`` (our names) of ``model`` (ours or RecBole's) under ``protocol``.
 
-    Hyperparameters the RecBole model does not take are dropped with a log line. ``protocol`` is only checked:
-    the job itself sets the evaluation entries of each protocol.
+    Hyperparameters the RecBole model does not take are dropped with a log line; those it hardwires
+    (:data:`FIXED_VALUES`) are dropped, with a warning when ours differ; those it takes together as one list
+    (:data:`MERGED_KEYS`) must all be given or none. ``protocol`` is only checked: the job itself sets the
+    evaluation entries of each protocol.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {', '.join(PROTOCOLS)}")
     name = _recbole_name(model)
     keys = {**COMMON_KEYS, **MODEL_KEYS[name]}
-    config: dict[str, Any] = {}
+    fixed = FIXED_VALUES.get(name, {})
+    parts = {part for ours in MERGED_KEYS.get(name, {}).values() for part in ours}
+    config: dict[str, Any] = _merged_entries(name, hyper)
     for key, value in hyper.items():
         if key == "batch_size":
             config[keys[key]] = value * POINTWISE.get(name, 1)
         elif key in keys:
             config[keys[key]] = value
-        else:
+        elif key in fixed:
+            if value != fixed[key]:
+                log.warning("recbole %s: dropping hyperparameter %s=%r (RecBole's model fixes it at %r)",
+                            name, key, value, fixed[key])
+        elif key not in parts:
             log.info("recbole %s: dropping hyperparameter %s=%r (no RecBole equivalent)", name, key, value)
     return config
+
+
+def _merged_entries(name: str, hyper: dict[str, Any]) -> dict[str, list[Any]]:
+    """The :data:`MERGED_KEYS` entries of RecBole model ``name`` for ``hyper``; ValueError when only some parts are
+    given (RecBole's default for the missing ones would be silently mixed with ours)."""
+    entries = {}
+    for key, parts in MERGED_KEYS.get(name, {}).items():
+        given = [part for part in parts if part in hyper]
+        if len(given) == len(parts):
+            entries[key] = [hyper[part] for part in parts]
+        elif given:
+            missing = [part for part in parts if part not in hyper]
+            raise ValueError(f"recbole {name}: {key} takes {', '.join(parts)} together; missing {', '.join(missing)}")
+    return entries
 
 
 def run_peer(
@@ -233,6 +346,15 @@ def _check_call(command: list[str], what: str) -> None:
         raise PeerError(f"{what} failed with exit status {result.returncode}:\n{tail}")
 
 
+def _site_packages(root: Path) -> Path:
+    """The site-packages folder of the venv at ``root``."""
+    found = sorted(root.glob("lib/python3*/site-packages"))
+    if len(found) != 1:
+        raise PeerError(f"expected one lib/python3*/site-packages in {root}, found {len(found)}")
+    return found[0]
+
+
 def _stamp_text() -> str:
-    """What the stamp file records: the install specs, so changed specs reinstall."""
-    return "\n".join(PEER_SPECS) + "\n"
+    """What the stamp file records: the install specs and the patched files and texts, so a change re-installs."""
+    patches = [f"patch {patch.path}: {patch.new!r}" for patch in PEER_PATCHES]
+    return "\n".join([*PEER_SPECS, *patches]) + "\n"

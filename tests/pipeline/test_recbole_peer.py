@@ -17,8 +17,14 @@ from pipeline.bench import recbole_job
 from pipeline.bench.recbole_peer import (
     JOB_SCRIPT,
     MODEL_KEYS,
+    PEER_PATCHES,
+    PEER_SPECS,
     RECBOLE_MODELS,
+    STAMP,
+    Patch,
     PeerError,
+    apply_patch,
+    ensure_venv,
     recbole_config,
     run_peer,
 )
@@ -64,6 +70,40 @@ def test_ripplenet_keys() -> None:
     }
 
 
+def test_kgat_keys() -> None:
+    # RecBole's KGAT.yaml: layers excludes the input size (as ours); its aggregator spellings are ours.
+    hyper = {"embedding_dim": 64, "kg_embedding_dim": 32, "layers": [64, 32, 16], "dropout": 0.1, "l2": 1e-5,
+             "aggregator": "graphsage", "lr": 0.005, "batch_size": 1024, "epochs": 40, "patience": 5}
+    assert recbole_config("kgat", hyper, "ranking") == {
+        **COMMON, "embedding_size": 64, "kg_embedding_size": 32, "layers": [64, 32, 16], "mess_dropout": 0.1,
+        "reg_weight": 1e-5, "aggregator_type": "graphsage",
+    }
+
+
+def test_cke_keys_merge_the_two_l2_weights_in_recboles_order(caplog: pytest.LogCaptureFixture) -> None:
+    # CKE.py: reg_weights[0] weighs the user/item embeddings' L2, reg_weights[1] the KG embeddings'.
+    hyper = {"embedding_dim": 64, "kg_embedding_dim": 32, "l2": 1e-5, "kg_l2": 1e-3, "kg_weight": 1.0,
+             "lr": 0.005, "batch_size": 1024, "epochs": 40, "patience": 5}
+    with caplog.at_level(logging.INFO, logger="kgrec.bench"):
+        config = recbole_config("cke", hyper, "ranking")
+    assert config == {**COMMON, "embedding_size": 64, "kg_embedding_size": 32, "reg_weights": [1e-5, 1e-3]}
+    assert caplog.text == ""  # kg_weight = 1 is what RecBole's CKE does: nothing to say
+
+
+def test_cke_kg_weight_other_than_one_is_dropped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="kgrec.bench"):
+        config = recbole_config("CKE", {"l2": 0.1, "kg_l2": 0.2, "kg_weight": 0.5}, "ctr")
+    assert config == {"reg_weights": [0.1, 0.2]}
+    assert "kg_weight=0.5" in caplog.text and "fixes it at 1" in caplog.text
+    assert caplog.records[0].levelno == logging.WARNING
+
+
+def test_cke_needs_both_l2_weights_or_neither() -> None:
+    assert recbole_config("cke", {"embedding_dim": 8}, "ranking") == {"embedding_size": 8}
+    with pytest.raises(ValueError, match="reg_weights takes l2, kg_l2 together; missing kg_l2"):
+        recbole_config("cke", {"l2": 1e-5}, "ranking")
+
+
 def test_unknown_hyperparameters_are_dropped_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="kgrec.bench"):
         config = recbole_config("bprmf", {"embedding_dim": 16, "l2": 0.1, "hops": 2}, "ranking")
@@ -77,6 +117,75 @@ def test_recbole_names_are_accepted_and_bad_names_rejected() -> None:
         recbole_config("lightgcn", {}, "ranking")
     with pytest.raises(ValueError, match="unknown protocol 'auc'"):
         recbole_config("kgcn", {}, "auc")
+
+
+def test_apply_patch_is_idempotent_and_names_the_file_it_cannot_patch(tmp_path: Path) -> None:
+    target = tmp_path / "pkg" / "mod.py"
+    target.parent.mkdir()
+    target.write_text("a = 1\nload()\n", encoding="utf-8")
+    patch = Patch("pkg/mod.py", "load()\n", "try:\n    load()\nexcept OSError:\n    pass\n", "testing")
+    assert apply_patch(tmp_path, patch) is True
+    assert target.read_text(encoding="utf-8") == "a = 1\ntry:\n    load()\nexcept OSError:\n    pass\n"
+    assert apply_patch(tmp_path, patch) is False
+    target.write_text("a = 2\n", encoding="utf-8")
+    with pytest.raises(PeerError, match=r"cannot patch .*pkg/mod.py: expected the text 'load\(\)\\n' once"):
+        apply_patch(tmp_path, patch)
+    with pytest.raises(PeerError, match=r"cannot patch .*pkg/other.py"):
+        apply_patch(tmp_path, Patch("pkg/other.py", "x", "y", "testing"))
+
+
+def test_graphbolt_patch_tolerates_the_missing_library(tmp_path: Path) -> None:
+    graphbolt = next(patch for patch in PEER_PATCHES if patch.path == "dgl/graphbolt/__init__.py")
+    module = tmp_path / graphbolt.path
+    module.parent.mkdir(parents=True)
+    # The end of DGL 2.1.0's dgl/graphbolt/__init__.py, its library missing.
+    module.write_text('def load_graphbolt():\n    raise FileNotFoundError("Cannot find DGL C++ graphbolt library")'
+                      "\n\n\nload_graphbolt()\n", encoding="utf-8")
+    with pytest.raises(FileNotFoundError):
+        exec(compile(module.read_text(encoding="utf-8"), str(module), "exec"), {})
+    apply_patch(tmp_path, graphbolt)
+    exec(compile(module.read_text(encoding="utf-8"), str(module), "exec"), {})
+
+
+def _fake_venv(root: Path) -> Path:
+    """A venv stand-in: a python that logs its arguments, and site-packages files holding every patch's old text."""
+    log_file = root / "pip.log"
+    python = root / "bin" / "python"
+    python.parent.mkdir(parents=True)
+    python.write_text(f'#!/bin/sh\necho "$@" >> "{log_file}"\n', encoding="utf-8")
+    python.chmod(python.stat().st_mode | stat.S_IXUSR)
+    site_packages = root / "lib" / "python3.11" / "site-packages"
+    for patch in PEER_PATCHES:
+        path = site_packages / patch.path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as out:
+            out.write(f"# before\n{patch.old}\n# after\n")
+    return log_file
+
+
+def test_ensure_venv_installs_patches_stamps_and_upgrades_an_old_stamp(tmp_path: Path) -> None:
+    root = tmp_path / "peer"
+    pip_log = _fake_venv(root)
+    (root / STAMP).write_text("torch==2.13.0\nrecbole==1.2.1\nnumpy<2\npandas<3\n", encoding="utf-8")  # before dgl
+    assert ensure_venv(root) == root / "bin" / "python"
+    calls = pip_log.read_text(encoding="utf-8").splitlines()
+    assert len(calls) == 2 and calls[0].endswith("install --disable-pip-version-check -q torch==2.13.0")
+    assert calls[1].endswith(" ".join(PEER_SPECS)) and "dgl==2.1.0" in calls[1] and "torch==2.13.0" in calls[1]
+    for patch in PEER_PATCHES:
+        text = (root / "lib" / "python3.11" / "site-packages" / patch.path).read_text(encoding="utf-8")
+        assert patch.new in text and patch.old not in text
+    assert ensure_venv(root) == root / "bin" / "python"  # stamped: nothing runs again
+    assert len(pip_log.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_ensure_venv_fails_naming_the_file_when_a_patch_does_not_fit(tmp_path: Path) -> None:
+    root = tmp_path / "peer"
+    _fake_venv(root)
+    kgat = root / "lib" / "python3.11" / "site-packages" / "recbole/model/knowledge_aware_recommender/kgat.py"
+    kgat.write_text("# another RecBole\n", encoding="utf-8")
+    with pytest.raises(PeerError, match="cannot patch .*kgat.py"):
+        ensure_venv(root)
+    assert not (root / STAMP).exists()
 
 
 def test_run_peer_raises_with_the_last_lines_when_the_job_fails(tmp_path: Path) -> None:
@@ -147,6 +256,30 @@ def test_job_config_enforces_the_split_and_drops_the_time_field(tmp_path: Path) 
     assert config["benchmark_filename"] == ["train", "valid", "test"] and config["data_path"] == str(tmp_path)
     assert config["eval_args"]["mode"] == "uni1" and config["valid_metric"] == "GAUC"
     assert config["epochs"] == 2 and config["use_gpu"] is False and config["seed"] == 2026
+
+
+def _atomic(path: Path, header: str, rows: list[str]) -> None:
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+
+
+def test_job_data_keeps_only_the_link_rows_recbole_can_merge(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "toy"
+    source.mkdir(parents=True)
+    (source / "toy.yaml").write_text("ITEM_ID_FIELD: item_id\nENTITY_ID_FIELD: entity_id\n", encoding="utf-8")
+    inter = "user_id:token\titem_id:token\trating:float"
+    _atomic(source / "toy.train.inter", inter, ["1\t10\t1.0", "2\t11\t1.0"])
+    _atomic(source / "toy.valid.inter", inter, ["1\t12\t1.0"])
+    _atomic(source / "toy.test.inter", inter, ["2\t13\t1.0"])
+    _atomic(source / "toy.cold_test.inter", inter, ["2\t14\t1.0"])  # not a benchmark file: 14 is no item
+    _atomic(source / "toy.kg", "head_id:token\trelation_id:token\ttail_id:token", ["0\t5\t100", "1\t5\t100"])
+    # 10 and 12 kept; 11's entity is in no triple, 14 is in no benchmark inter file, 13 is not linked.
+    _atomic(source / "toy.link", "item_id:token\tentity_id:token", ["10\t0", "11\t7", "12\t100", "14\t1"])
+    folder = recbole_job.job_data(tmp_path / "src", "toy", tmp_path / "work" / "data")
+    target = folder / "toy"
+    assert (target / "toy.link").read_text(encoding="utf-8") == "item_id:token\tentity_id:token\n10\t0\n12\t100\n"
+    assert (target / "toy.kg").is_symlink() and (target / "toy.kg").resolve() == (source / "toy.kg").resolve()
+    assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in source.iterdir())
+    assert (source / "toy.link").read_text(encoding="utf-8").count("\n") == 5  # the source is left alone
 
 
 def test_auc_matches_pairwise_counting_with_ties() -> None:
