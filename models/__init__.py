@@ -11,6 +11,7 @@ from models.distmult import DistMult
 from models.kgat import KGAT
 from models.kgcn import KGCN
 from models.kgnnls import KGNNLS
+from models.pathrec import PathRec
 from models.pop import Popularity
 from models.ripplenet import RippleNet
 from models.transe import TransE
@@ -28,4 +29,5 @@ MODELS: dict[str, type] = {
     "ripplenet": RippleNet,
     "cke": CKE,
     "kgat": KGAT,
+    "pathrec": PathRec,
 }

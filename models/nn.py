@@ -3,10 +3,13 @@
 KG scores (higher = more plausible): TransE, DistMult, ComplEx, and the TransR projection and distance;
 losses: BPR, margin ranking, binary cross-entropy on positive/negative logits, an L2 term;
 segment operations over an edge index: :func:`scatter_sum` and :func:`scatter_softmax`
-(as PyG's ``utils/_softmax.py``), plus :func:`masked_softmax` for fixed-size segments.
+(as PyG's ``utils/_softmax.py``), :func:`masked_softmax` for fixed-size segments, and :func:`edge_matmul`, a
+propagation step over a weighted edge index with a per-edge weight gradient.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -101,3 +104,66 @@ def masked_softmax(scores: FloatTensor, mask: BoolTensor, dim: int = -1) -> Floa
     """
     weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=dim)
     return torch.nan_to_num(weights, nan=0.0)
+
+
+# torch's CSR support is stable for the products used here (CSR @ dense, sampled_addmm on CPU and CUDA).
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
+
+
+class EdgeIndex:
+    """A fixed weighted-graph pattern ``dst <- src`` (E edges over N nodes) for :func:`edge_matmul`: the CSR layouts
+    of the pattern and of its transpose, and where each edge sits in them."""
+
+    def __init__(self, src: LongTensor, dst: LongTensor, num_nodes: int) -> None:
+        self.src, self.dst, self.num_nodes = src, dst, num_nodes
+        self.order = torch.argsort(dst * num_nodes + src)  # CSR position -> edge, rows = dst
+        self.order_t = torch.argsort(src * num_nodes + dst)  # rows = src
+        self.crow = _crow(dst[self.order], num_nodes)
+        self.crow_t = _crow(src[self.order_t], num_nodes)
+
+    def matrix(self, weight: FloatTensor, transpose: bool = False) -> torch.Tensor:
+        """The (N, N) CSR matrix with ``weight`` on the edges: rows = dst (or src when ``transpose``)."""
+        order, crow, cols = ((self.order_t, self.crow_t, self.dst) if transpose else (self.order, self.crow, self.src))
+        return torch.sparse_csr_tensor(crow, cols[order], weight.detach()[order], (self.num_nodes, self.num_nodes),
+                                       check_invariants=False)
+
+
+def _crow(rows: LongTensor, n: int) -> LongTensor:
+    crow = torch.zeros(n + 1, dtype=torch.long, device=rows.device)
+    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    return crow
+
+
+class _EdgeMatmul(torch.autograd.Function):
+    """``out[dst[e]] += weight[e] * x[src[e]]`` as a CSR product; the weight gradient by a sampled product
+    (``torch.sparse.sampled_addmm``) on the edges only, never a dense N x N gradient."""
+
+    @staticmethod
+    def forward(ctx, weight: FloatTensor, edges: EdgeIndex, x: FloatTensor) -> FloatTensor:  # noqa: ANN001
+        ctx.save_for_backward(weight, x)
+        ctx.edges = edges
+        return edges.matrix(weight) @ x
+
+    @staticmethod
+    def backward(ctx, grad: FloatTensor):  # noqa: ANN001, ANN205
+        weight, x = ctx.saved_tensors
+        edges: EdgeIndex = ctx.edges
+        grad_weight = grad_x = None
+        if ctx.needs_input_grad[0]:
+            sampled = torch.sparse.sampled_addmm(edges.matrix(torch.zeros_like(weight)), grad.contiguous(),
+                                                 x.T.contiguous(), beta=0.0)
+            grad_weight = torch.empty_like(weight)
+            grad_weight[edges.order] = sampled.values()
+        if ctx.needs_input_grad[2]:
+            grad_x = edges.matrix(weight, transpose=True) @ grad
+        return grad_weight, None, grad_x
+
+
+def edge_matmul(weight: FloatTensor, edges: EdgeIndex, x: FloatTensor) -> FloatTensor:
+    """One propagation step over a weighted edge index: ``out[v] = sum_{e: dst[e] = v} weight[e] * x[src[e]]``.
+
+    The same as ``scatter_sum(weight[:, None] * x[edges.src], edges.dst, N)`` without materialising the (E, B)
+    messages, and with the weight gradient computed on the edges alone (``torch.sparse.mm``'s own backward builds a
+    dense N x N gradient). weight: (E,); x: (N, B) -> (N, B).
+    """
+    return _EdgeMatmul.apply(weight, edges, x)

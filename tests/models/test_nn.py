@@ -123,3 +123,14 @@ def test_l2_penalty_by_hand() -> None:
     b = torch.tensor([2.0, 0.0, 1.0])  # ||b||^2 = 5
     assert float(kgnn.l2_penalty(a, b)) == pytest.approx((14 + 5) / 2 / 2)
     assert float(kgnn.l2_penalty(a)) == pytest.approx(14 / 2 / 2)
+
+
+def test_edge_matmul_is_the_scatter_sum_of_weighted_messages_and_has_its_gradients() -> None:
+    gen = torch.Generator().manual_seed(0)
+    src, dst = torch.randint(6, (2, 15), generator=gen)
+    weight = torch.rand(15, generator=gen, dtype=torch.float64, requires_grad=True)
+    x = torch.rand(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    edges = kgnn.EdgeIndex(src, dst, 6)
+    expected = kgnn.scatter_sum(weight[:, None] * x[src], dst, 6)
+    torch.testing.assert_close(kgnn.edge_matmul(weight, edges, x), expected)
+    assert torch.autograd.gradcheck(lambda w, v: kgnn.edge_matmul(w, edges, v), (weight, x))
