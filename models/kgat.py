@@ -10,7 +10,8 @@ Wang, He, Cao, Liu, Chua, "KGAT: Knowledge Graph Attention Network for Recommend
 - Knowledge-aware attention ``pi(h, r, t) = (W_r e_t)^T tanh(W_r e_h + e_r)``, softmax over each head's edges
   (:func:`models.nn.scatter_softmax`). As in the paper, it is recomputed once per epoch, after training
   (:meth:`on_epoch_end`), and held fixed in between: it weighs messages but gets no gradient.
-- Propagation, L layers: ``e_N(h) = sum_t pi(h, r, t) e_t`` (:func:`models.nn.scatter_sum` over the edge index),
+- Propagation, L layers: ``e_N(h) = sum_t pi(h, r, t) e_t`` (a sparse product over the edge index,
+  :func:`models.nn.edge_matmul`),
   then the aggregator: ``bi`` (bi-interaction) ``LeakyReLU(W1 (e_h + e_N)) + LeakyReLU(W2 (e_h * e_N))``, ``gcn``
   ``LeakyReLU(W (e_h + e_N))`` or ``graphsage`` ``LeakyReLU(W [e_h ; e_N])``; message dropout on each layer's
   output, which is then L2-normalised (the authors' code); the final vector concatenates ``e^(0) .. e^(L)``.
@@ -103,6 +104,7 @@ class KGAT(RecModel):
         self.register_buffer("item_node", self.ckg.item_node)
         self.register_buffer("attention", torch.zeros(self.ckg.num_edges))
         self._cache: FloatTensor | None = None
+        self._edges: kgnn.EdgeIndex | None = None
         keys = (self.ckg.relations * self.ckg.num_nodes + self.ckg.heads) * self.ckg.num_nodes + self.ckg.tails
         self._edge_keys, self._edge_order = keys.sort()  # (relation, head, tail) -> edge, for path_scores
         self.on_epoch_end()
@@ -142,12 +144,18 @@ class KGAT(RecModel):
         """The final vector of every node, ``[e^(0) ; e^(1) ; ... ; e^(L)]``: (num_nodes, d + sum(layers))."""
         ego = self.node.weight
         outputs = [ego]
-        weight = self.attention[:, None]
+        edges = self.edges()
         for layer in self.layers:
-            side = kgnn.scatter_sum(weight * ego[self.tails], self.heads, self.ckg.num_nodes)  # e_N(h)
+            side = kgnn.edge_matmul(self.attention, edges, ego)  # e_N(h) = sum_t pi(h, r, t) e_t
             ego = self.dropout(layer(ego, side))
             outputs.append(F.normalize(ego, dim=-1))
         return torch.cat(outputs, dim=-1)
+
+    def edges(self) -> kgnn.EdgeIndex:
+        """The CKG as a propagation pattern ``head <- tail`` on the buffers' device (built once per device)."""
+        if self._edges is None or self._edges.cols.device != self.heads.device:
+            self._edges = kgnn.EdgeIndex(self.tails, self.heads, self.ckg.num_nodes)
+        return self._edges
 
     def final_vectors(self) -> FloatTensor:
         """:meth:`propagate`, computed once and reused while evaluating (no dropout, no gradient)."""

@@ -112,20 +112,27 @@ warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta 
 
 class EdgeIndex:
     """A fixed weighted-graph pattern ``dst <- src`` (E edges over N nodes) for :func:`edge_matmul`: the CSR layouts
-    of the pattern and of its transpose, and where each edge sits in them."""
+    of the pattern and of its transpose over the distinct (dst, src) pairs (parallel edges, e.g. two relations
+    between the same entities, share a slot and their weights add up), and the slot of each edge."""
 
     def __init__(self, src: LongTensor, dst: LongTensor, num_nodes: int) -> None:
-        self.src, self.dst, self.num_nodes = src, dst, num_nodes
-        self.order = torch.argsort(dst * num_nodes + src)  # CSR position -> edge, rows = dst
-        self.order_t = torch.argsort(src * num_nodes + dst)  # rows = src
-        self.crow = _crow(dst[self.order], num_nodes)
-        self.crow_t = _crow(src[self.order_t], num_nodes)
+        self.num_nodes = num_nodes
+        keys, self.slot = torch.unique(dst * num_nodes + src, return_inverse=True)  # sorted by (dst, src)
+        rows, cols = torch.div(keys, num_nodes, rounding_mode="floor"), keys % num_nodes
+        self.crow, self.cols = _crow(rows, num_nodes), cols
+        self.order_t = torch.argsort(cols * num_nodes + rows)  # slot order of the transpose (rows = src)
+        self.crow_t, self.cols_t = _crow(cols[self.order_t], num_nodes), rows[self.order_t]
+
+    def values(self, weight: FloatTensor) -> FloatTensor:
+        """The weight of each slot: the sum of its edges'. weight: (E,) -> (slots,)."""
+        return weight.new_zeros(len(self.cols)).index_add_(0, self.slot, weight.detach())
 
     def matrix(self, weight: FloatTensor, transpose: bool = False) -> torch.Tensor:
         """The (N, N) CSR matrix with ``weight`` on the edges: rows = dst (or src when ``transpose``)."""
-        order, crow, cols = ((self.order_t, self.crow_t, self.dst) if transpose else (self.order, self.crow, self.src))
-        return torch.sparse_csr_tensor(crow, cols[order], weight.detach()[order], (self.num_nodes, self.num_nodes),
-                                       check_invariants=False)
+        values = self.values(weight)
+        crow, cols, values = (self.crow_t, self.cols_t, values[self.order_t]) if transpose else (
+            self.crow, self.cols, values)
+        return torch.sparse_csr_tensor(crow, cols, values, (self.num_nodes, self.num_nodes), check_invariants=False)
 
 
 def _crow(rows: LongTensor, n: int) -> LongTensor:
@@ -152,8 +159,7 @@ class _EdgeMatmul(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             sampled = torch.sparse.sampled_addmm(edges.matrix(torch.zeros_like(weight)), grad.contiguous(),
                                                  x.T.contiguous(), beta=0.0)
-            grad_weight = torch.empty_like(weight)
-            grad_weight[edges.order] = sampled.values()
+            grad_weight = sampled.values()[edges.slot]  # an edge's gradient is its slot's
         if ctx.needs_input_grad[2]:
             grad_x = edges.matrix(weight, transpose=True) @ grad
         return grad_weight, None, grad_x

@@ -103,7 +103,7 @@ class PathRec(RecModel):
 
     def edges(self) -> kgnn.EdgeIndex:
         """The walk's edge pattern on the buffers' device (built once per device)."""
-        if self._edges is None or self._edges.src.device != self.src.device:
+        if self._edges is None or self._edges.cols.device != self.src.device:
             self._edges = kgnn.EdgeIndex(self.src, self.dst, self.num_entities)
         return self._edges
 

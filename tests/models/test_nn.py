@@ -128,7 +128,8 @@ def test_l2_penalty_by_hand() -> None:
 def test_edge_matmul_is_the_scatter_sum_of_weighted_messages_and_has_its_gradients() -> None:
     gen = torch.Generator().manual_seed(0)
     src, dst = torch.randint(6, (2, 15), generator=gen)
-    weight = torch.rand(15, generator=gen, dtype=torch.float64, requires_grad=True)
+    src, dst = torch.cat([src, src[:3]]), torch.cat([dst, dst[:3]])  # parallel edges (two relations, one pair)
+    weight = torch.rand(18, generator=gen, dtype=torch.float64, requires_grad=True)
     x = torch.rand(6, 3, generator=gen, dtype=torch.float64, requires_grad=True)
     edges = kgnn.EdgeIndex(src, dst, 6)
     expected = kgnn.scatter_sum(weight[:, None] * x[src], dst, 6)
