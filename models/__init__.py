@@ -9,7 +9,9 @@ from models.cke import CKE
 from models.complex import ComplEx
 from models.distmult import DistMult
 from models.kgat import KGAT
+from models.kgatax import KGATAX
 from models.kgcn import KGCN
+from models.kgif import KGIF
 from models.kgnnls import KGNNLS
 from models.pathrec import PathRec
 from models.pop import Popularity
@@ -30,4 +32,6 @@ MODELS: dict[str, type] = {
     "cke": CKE,
     "kgat": KGAT,
     "pathrec": PathRec,
+    "kgatax": KGATAX,
+    "kgif": KGIF,
 }

@@ -4,9 +4,12 @@ Wang, He, Cao, Liu, Chua, "KGAT: Knowledge Graph Attention Network for Recommend
 
 - Graph: the collaborative knowledge graph (:mod:`models.ckg`): interactions as ``interact`` triples plus the
   item KG, every triple with its inverse; users and entities share one node table ``e``.
-- Embedding layer: TransR on the CKG, ``g(h, r, t) = ||W_r e_h + e_r - W_r e_t||^2`` over L2-normalised
-  vectors (:func:`models.nn.transr_distance`), loss ``softplus(g(h, r, t) - g(h, r, t'))`` with the tail
-  corrupted, plus ``l2`` on the vectors.
+- Embedding layer: TransR, ``g(h, r, t) = ||W_r e_h + e_r - W_r e_t||^2`` over L2-normalised vectors
+  (:func:`models.nn.transr_distance`), loss ``softplus(g(h, r, t) - g(h, r, t'))`` with the tail corrupted, plus
+  ``l2`` on the vectors; on the item KG's triples (``kg_loss_on="kg"``, as RecBole's KGAT) or on every CKG triple,
+  interactions and inverses included (``"ckg"``, as the authors' code). On kgcn-music both reach the same
+  Recall@20 (0.313, seed 2026) and "kg" a better NDCG@20 (0.138 vs 0.129) with epochs 2.5x shorter (the CKG has
+  4.4x the KG's triples), so "kg" is the default.
 - Knowledge-aware attention ``pi(h, r, t) = (W_r e_t)^T tanh(W_r e_h + e_r)``, softmax over each head's edges
   (:func:`models.nn.scatter_softmax`). As in the paper, it is recomputed once per epoch, after training
   (:meth:`on_epoch_end`), and held fixed in between: it weighs messages but gets no gradient.
@@ -20,13 +23,15 @@ Wang, He, Cao, Liu, Chua, "KGAT: Knowledge Graph Attention Network for Recommend
   the paper's Algorithm and RecBole's ``KGATTrainer`` do.
 
 Choices where the paper is silent, from the authors' code: LeakyReLU slope 0.2; Xavier-uniform initialisation;
-the initial attention is computed from the initial embeddings. In evaluation the propagated vectors are
+the initial attention is computed from the initial embeddings (on first use). In evaluation the propagated vectors are
 computed once and reused across user chunks until the model trains again or loads new weights.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any, Self
 
 import torch
@@ -35,13 +40,14 @@ from torch import nn
 
 from models import nn as kgnn
 from models.base import InteractionBatch, RecModel, TripleBatch
-from models.ckg import collaborative_graph
+from models.ckg import INTERACT, collaborative_graph
 from models.data import RecData
 from models.graph import KnowledgeGraph
 from models.paths import PathSet, hop_sum
 from models.typing import FloatTensor, LongTensor
 
 AGGREGATORS = ("bi", "gcn", "graphsage")
+KG_LOSS_ON = ("ckg", "kg")
 LEAKY_SLOPE = 0.2
 
 
@@ -85,10 +91,14 @@ class KGAT(RecModel):
         aggregator: str = "bi",
         dropout: float = 0.1,
         l2: float = 1e-5,
+        kg_loss_on: str = "kg",
     ) -> None:
         super().__init__(num_users=num_users, num_items=kg.num_items)
         if not layers or min(layers) < 1:
             raise ValueError(f"layers must be a non-empty list of positive sizes, got {list(layers)}")
+        if kg_loss_on not in KG_LOSS_ON:
+            raise ValueError(f"kg_loss_on must be one of {KG_LOSS_ON}, got {kg_loss_on!r}")
+        self.kg_loss_on = kg_loss_on
         self.ckg = collaborative_graph(kg, train_users, train_items, num_users)
         self.dim, self.kg_dim, self.l2 = embedding_dim, kg_embedding_dim, l2
         self.node = nn.Embedding(self.ckg.num_nodes, embedding_dim)
@@ -102,12 +112,11 @@ class KGAT(RecModel):
         self.register_buffer("heads", self.ckg.heads)
         self.register_buffer("tails", self.ckg.tails)
         self.register_buffer("item_node", self.ckg.item_node)
-        self.register_buffer("attention", torch.zeros(self.ckg.num_edges))
+        self.register_buffer("attention", torch.full((self.ckg.num_edges,), math.nan))  # computed on first use
         self._cache: FloatTensor | None = None
         self._edges: kgnn.EdgeIndex | None = None
         keys = (self.ckg.relations * self.ckg.num_nodes + self.ckg.heads) * self.ckg.num_nodes + self.ckg.tails
         self._edge_keys, self._edge_order = keys.sort()  # (relation, head, tail) -> edge, for path_scores
-        self.on_epoch_end()
 
     @classmethod
     def from_data(cls, data: RecData, **hyper: Any) -> Self:
@@ -118,11 +127,16 @@ class KGAT(RecModel):
         """``W_r`` of each relation. relations: (B,) -> (B, d, k)."""
         return self.relation_matrix(relations).unflatten(-1, (self.dim, self.kg_dim))
 
+    def base_vectors(self) -> FloatTensor:
+        """``e^(0)`` of every node, what attention and propagation start from: (num_nodes, d). (KGAT-AX fuses
+        auxiliary information in here.)"""
+        return self.node.weight
+
     @torch.no_grad()
     def edge_scores(self) -> FloatTensor:
         """``pi(h, r, t)`` of every CKG edge, before the softmax: (E,). One matmul per relation (a loop over
         relations, never over nodes or edges)."""
-        e = self.node.weight
+        e = self.base_vectors()
         scores = torch.empty(self.ckg.num_edges, device=e.device)
         pointer = self.ckg.relation_pointer.tolist()
         for r in range(self.ckg.num_relations):
@@ -140,9 +154,16 @@ class KGAT(RecModel):
         self.attention.copy_(kgnn.scatter_softmax(self.edge_scores(), self.heads, self.ckg.num_nodes))
         self._cache = None
 
+    def ensure_attention(self) -> None:
+        """Compute the attention from the current embeddings if it never was (a new model: the attention is
+        computed on first use, so that subclasses are fully built when their ``base_vectors`` first runs)."""
+        if bool(torch.isnan(self.attention[:1]).any()):
+            self.on_epoch_end()
+
     def propagate(self) -> FloatTensor:
         """The final vector of every node, ``[e^(0) ; e^(1) ; ... ; e^(L)]``: (num_nodes, d + sum(layers))."""
-        ego = self.node.weight
+        self.ensure_attention()
+        ego = self.base_vectors()
         outputs = [ego]
         edges = self.edges()
         for layer in self.layers:
@@ -189,6 +210,7 @@ class KGAT(RecModel):
     def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
         """``sum_hops log pi``: the attention each hop's message gets on its way to the candidate (the node nearer
         the candidate aggregates from the farther one, so the CKG edge is (nearer, r or r^-1, farther))."""
+        self.ensure_attention()
         a, b = paths.entities[:, :-1], paths.entities[:, 1:]  # hop j walks a -> b, toward the candidate
         _, relations, _, valid = paths.hop_triples()
         base = self.ckg.num_relations // 2
@@ -201,7 +223,14 @@ class KGAT(RecModel):
         return hop_sum(attention.log(), valid.cpu())
 
     def kg_triples(self) -> KnowledgeGraph:
-        return self.ckg.as_kg()
+        """The CKG's triples (``kg_loss_on="ckg"``: interactions, KG and inverses, as the authors' code), or the item
+        KG's own triples (``"kg"``: as RecBole's KGAT), in node and CKG relation indices."""
+        ckg = self.ckg.as_kg()
+        if self.kg_loss_on == "ckg":
+            return ckg
+        base = self.ckg.num_relations // 2
+        keep = (ckg.relations > INTERACT) & (ckg.relations < base)
+        return replace(ckg, heads=ckg.heads[keep], relations=ckg.relations[keep], tails=ckg.tails[keep])
 
     def kg_loss(self, batch: TripleBatch) -> FloatTensor:
         h, t, t_neg = self.node(batch.heads), self.node(batch.tails), self.node(batch.neg_tails)

@@ -42,7 +42,9 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
                              "environment (created under <home>/peer on first use).")
     models.add_argument("--dataset", action="append", required=True, choices=["kgcn-music", "movielens-small"])
     models.add_argument("--protocol", required=True, choices=["ctr", "ranking"])
-    models.add_argument("--models", required=True, help="comma-separated model names")
+    models.add_argument("--models", required=True,
+                        help="comma-separated model names; name:key=value[:key=value] overrides hyperparameters "
+                             "for an ablation row (ours only)")
     models.add_argument("--peer", choices=["recbole"])
     models.add_argument("--json", type=Path, metavar="OUT.json", help="write the rows as JSON")
     models.add_argument("--markdown", type=Path, metavar="OUT.md", help="write the table to a file too")
@@ -75,12 +77,22 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_bench_models(args: argparse.Namespace) -> int:
     from models import MODELS
-    from pipeline.bench.models import bench, markdown, write
+    from models.config import hyperparameters
+    from pipeline.bench.models import bench, markdown, model_spec, write
 
     models = [m.strip() for m in args.models.split(",") if m.strip()]
-    unknown = [m for m in models if m not in MODELS]
+    try:
+        specs = [model_spec(m) for m in models]
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    unknown = [name for name, _ in specs if name not in MODELS]
     if unknown:
         raise UsageError(f"unknown model(s) {unknown}; known: {', '.join(sorted(MODELS))}")
+    for name, overrides in specs:  # a misspelt override fails now, not after the models before it have trained
+        try:
+            hyperparameters(name, overrides=overrides)
+        except KeyError as exc:
+            raise UsageError(str(exc.args[0])) from exc
     if args.seeds < 1:
         raise UsageError(f"--seeds must be at least 1, got {args.seeds}")
     rows = bench(args.dataset, args.protocol, models, shared=args.shared, settings=_settings(args), peer=args.peer,

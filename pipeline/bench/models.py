@@ -10,6 +10,10 @@ Each (model, implementation, seed) runs in its own process, so ``peak_mem_mb`` i
 ``peak_gpu_mem_mb`` the CUDA peak on a GPU). Both implementations get the same hyperparameters (ours from
 ``models/defaults.toml`` for the dataset, translated for RecBole), the same epoch cap, patience and seeds.
 
+A model is named as in the registry, or with hyperparameter overrides for an ablation row,
+``kgatax:composition=hadamard`` or ``kgif:fusion=false:projection=matrix`` (:func:`model_spec`); such rows are
+ours only (RecBole runs a model with a peer and no overrides).
+
 On kgcn-music one run's Recall@20 moves by several points with the seed (the initialisation and the sampled
 neighbourhoods; 1,300 test users), for RecBole as for us, so comparisons take the mean of ``--seeds`` runs:
 :func:`summary` gives mean and standard deviation per (dataset, model, implementation) and :func:`markdown`
@@ -60,6 +64,30 @@ def load_kg(dataset: str, protocol: str, *, shared: Path, settings: Any = None):
     raise ValueError(f"unknown dataset {dataset!r}; expected one of {DATASETS}")
 
 
+def model_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """``"name:key=value:..."`` -> (name, overrides); values parsed as JSON when they can be (numbers,
+    true/false), else kept as strings. ValueError names a malformed part."""
+    name, *parts = spec.split(":")
+    overrides: dict[str, Any] = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise ValueError(f"model {spec!r}: expected name:key=value[:key=value...], got the part {part!r}")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key] = value
+    return name, overrides
+
+
+def has_peer(spec: str) -> bool:
+    """Whether RecBole runs ``spec`` too: a model it has, without overrides."""
+    from pipeline.bench.recbole_peer import RECBOLE_MODELS
+
+    name, overrides = model_spec(spec)
+    return name in RECBOLE_MODELS and not overrides
+
+
 def run_ours(dataset: str, protocol: str, model: str, *, shared: Path, settings: Any, epochs: int | None,
              device: str, seed: int | None = None) -> dict[str, Any]:
     """Train and evaluate one of our models in a fresh process; the result row."""
@@ -80,9 +108,10 @@ def _ours(dataset: str, protocol: str, model: str, shared: Path, settings: Any, 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     data = model_inputs(load_kg(dataset, protocol, shared=shared, settings=settings))
-    hyper, config = hyperparameters(model, dataset=dataset)
+    name, overrides = model_spec(model)
+    hyper, config = hyperparameters(name, dataset=dataset, overrides=overrides)
     config = replace(config, device=device, epochs=epochs or config.epochs, seed=config.seed if seed is None else seed)
-    fitted = fit(model, data, protocol=protocol, hyper=hyper, config=config, progress=False)
+    fitted = fit(name, data, protocol=protocol, hyper=hyper, config=config, progress=False)
     metrics = evaluate(fitted.model, data, protocol, config)
     test = metrics.get("test", {})
     row = {"dataset": dataset, "protocol": protocol, "model": model, "implementation": "kgrec", "seed": config.seed,
@@ -152,14 +181,15 @@ def bench(
 
                 write_recbole(load_kg(dataset, protocol, shared=shared, settings=settings), Path(tmp), dataset)
             for model in models:
-                base = hyperparameters(model, dataset=dataset)[1].seed
+                name, overrides = model_spec(model)
+                base = hyperparameters(name, dataset=dataset, overrides=overrides)[1].seed
                 for seed in range(base, base + seeds):
                     began = time.perf_counter()
                     rows.append(run_ours(dataset, protocol, model, shared=shared, settings=settings, epochs=epochs,
                                          device=device, seed=seed))
                     log.info("bench: %s %s kgrec seed %d done in %.0f s: %s", dataset, model, seed,
                              time.perf_counter() - began, rows[-1]["metrics"])
-                    if python is not None:
+                    if python is not None and has_peer(model):
                         rows.append(run_recbole(python, Path(tmp), dataset, protocol, model, epochs=epochs,
                                                 timeout_s=timeout_s, seed=seed))
                         log.info("bench: %s %s recbole seed %d: %s", dataset, model, seed, rows[-1]["metrics"])

@@ -15,7 +15,7 @@ from tests.models.cases import RecModelCase, batch, tiny_data, triple_batch
 
 def naive_attention(model: KGAT) -> dict[int, float]:
     """``pi(h, r, t)`` softmaxed over each head's edges, edge by edge: {edge position: weight}."""
-    e, heads = model.node.weight, model.ckg.heads.tolist()
+    e, heads = model.base_vectors(), model.ckg.heads.tolist()  # e^(0) (KGAT-AX: the fused vectors)
     logits = {}
     for pos, (h, r, t) in enumerate(zip(heads, model.ckg.relations.tolist(), model.ckg.tails.tolist(), strict=True)):
         w = model.relation_matrix.weight[r].view(model.dim, model.kg_dim)
@@ -32,11 +32,12 @@ def naive_attention(model: KGAT) -> dict[int, float]:
 def naive_final(model: KGAT, node: int) -> torch.Tensor:
     """The concatenated layer outputs of one node, by recursion over its edges (eval mode: no dropout)."""
     attention = naive_attention(model)
+    base = model.base_vectors()
     edges = list(zip(model.ckg.heads.tolist(), model.ckg.tails.tolist(), strict=True))
 
     def vector(n: int, layer: int) -> torch.Tensor:
         if layer == 0:
-            return model.node.weight[n]
+            return base[n]
         own = vector(n, layer - 1)
         side = sum((attention[p] * vector(t, layer - 1) for p, (h, t) in enumerate(edges) if h == n),
                    torch.zeros_like(own))
@@ -71,6 +72,8 @@ class TestKGATGraphSage(TestKGATBi):
 def test_attention_changes_only_when_the_epoch_ends() -> None:
     torch.manual_seed(0)
     model = KGAT.from_data(tiny_data(), embedding_dim=4, kg_embedding_dim=3, layers=[3])
+    assert bool(torch.isnan(model.attention).all())  # computed on first use
+    model.ensure_attention()
     before = model.attention.clone()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     (model.loss(batch()) + model.kg_loss(triple_batch(model))).backward()

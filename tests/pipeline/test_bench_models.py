@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.bench.models import bench, markdown, summary
+from pipeline.bench.models import bench, has_peer, markdown, model_spec, summary
 
 
 def _row(model: str, implementation: str, seed: int, recall: float, epoch_s: float, **extra) -> dict:
@@ -56,3 +56,19 @@ def test_each_seed_is_its_own_run(shared_data: Path) -> None:
     assert rows[0]["metrics"] != rows[1]["metrics"]  # another initialisation and training order
     with pytest.raises(ValueError, match="seeds must be >= 1"):
         bench(["kgcn-music"], "ranking", ["bprmf"], shared=shared_data.parent, settings=None, seeds=0)
+
+
+def test_a_model_spec_names_an_ablation_row_with_its_overrides() -> None:
+    assert model_spec("kgat") == ("kgat", {})
+    assert model_spec("kgif:fusion=false:projection=matrix:layers=[32]") == (
+        "kgif", {"fusion": False, "projection": "matrix", "layers": [32]})
+    assert has_peer("kgat") and not has_peer("kgat:dropout=0.2") and not has_peer("pathrec")
+    with pytest.raises(ValueError, match="the part 'dropout'"):
+        model_spec("kgat:dropout")
+
+
+def test_an_ablation_row_trains_with_its_overrides(shared_data: Path) -> None:
+    rows = bench(["kgcn-music"], "ranking", ["bprmf:embedding_dim=8:train.lr=0.01"], shared=shared_data.parent,
+                 settings=None, epochs=1, device="cpu")
+    assert rows[0]["model"] == "bprmf:embedding_dim=8:train.lr=0.01"
+    assert rows[0]["config"]["hyper"]["embedding_dim"] == 8 and rows[0]["config"]["train"]["lr"] == 0.01
