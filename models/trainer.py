@@ -6,6 +6,9 @@
 - Each epoch runs the phases in order (one for most models; KGAT alternates CF and KG phases), the
   model's ``on_epoch_end`` hook (counted as training time), then ``validate(model)``; the best epoch by
   ``metric`` is kept. Training stops after ``patience`` epochs without improvement, or after ``epochs``.
+- Several processes (``torchrun``, :mod:`models.distributed`): the model wrapped in ``DistributedDataParallel``,
+  each rank training on its share of every epoch's batches, losses averaged across ranks, rank 0 validating (all
+  ranks stop together) and alone writing files; the effective batch is ``ranks x batch_size``.
 - Files in ``out_dir``: ``model.pt`` (the best ``state_dict``), ``last.pt`` (model, optimiser, epoch,
   generator state: the resume point; plain tensors and numbers, loaded with ``weights_only=True``) and
   ``metrics.jsonl`` (one JSON object per epoch, appended).
@@ -25,6 +28,8 @@ from typing import Any
 
 import torch
 from tqdm import tqdm
+
+from models import distributed
 
 log = logging.getLogger("kgrec.train")
 
@@ -86,12 +91,20 @@ class Trainer:
     ) -> None:
         self.model, self.phases, self.validate, self.metric = model, phases, validate, metric
         self.config, self.out_dir, self.progress = config, out_dir, progress
-        self.device = resolve_device(config.device)
+        self.ctx = distributed.context()
+        self.device = resolve_device(distributed.device(self.ctx, config.device))
         self.generator = torch.Generator().manual_seed(config.seed)
         self.trainable = bool(getattr(model, "trainable", True))
         self.model.to(self.device)
         params = [p for p in model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr) if self.trainable and params else None
+        self.objective: torch.nn.Module | None = None
+        if self.ctx.distributed and self.optimizer is not None:  # count-based models see every batch on every rank
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.objective = DistributedDataParallel(
+                distributed.Objective(model), device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)  # a KG phase leaves the CF layers without gradient
         self._best: dict[str, torch.Tensor] | None = None
 
     def fit(self, resume: bool = False) -> TrainResult:
@@ -107,7 +120,7 @@ class Trainer:
             losses, seconds = self._train_epoch(epoch)
             train_seconds.append(seconds)
             began = time.perf_counter()
-            scores = self.validate(self.model)
+            scores = distributed.from_main(self.validate(self.model) if self.ctx.main else None, self.ctx)
             record = {"epoch": epoch, "loss": losses, "train_s": round(seconds, 3),
                       "valid": scores, "eval_s": round(time.perf_counter() - began, 3)}
             result.history.append(record)
@@ -118,8 +131,9 @@ class Trainer:
                 self._save("model.pt", self._best)
             else:
                 stale += 1
-            log.info("epoch %d: loss %s, valid %s %.4f%s (%.1f s)", epoch, _fmt(losses), self.metric,
-                     scores[self.metric], " *" if improved else "", seconds)
+            if self.ctx.main:
+                log.info("epoch %d: loss %s, valid %s %.4f%s (%.1f s)", epoch, _fmt(losses), self.metric,
+                         scores[self.metric], " *" if improved else "", seconds)
             self._append(record)
             self._save("last.pt", self._state(epoch, stale, result))
             result.epochs = epoch + 1
@@ -141,18 +155,22 @@ class Trainer:
         for phase in self.phases:
             total, count = torch.zeros((), device=self.device), 0
             batches = phase.batches(self.generator)
-            bar = tqdm(batches, total=phase.size, desc=f"epoch {epoch} {phase.name}", leave=False,
-                       disable=not self.progress or not os.isatty(2))
+            if self.objective is not None:  # this rank's share of the epoch (every rank draws the same epoch)
+                batches = distributed.shard(list(batches), self.ctx)
+            bar = tqdm(batches, total=len(batches) if isinstance(batches, list) else phase.size,
+                       desc=f"epoch {epoch} {phase.name}", leave=False,
+                       disable=not self.progress or not self.ctx.main or not os.isatty(2))
             for batch in bar:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
-                    loss = phase.loss(batch.to(self.device))
+                    on_device = batch.to(self.device)
+                    loss = phase.loss(on_device) if self.objective is None else self.objective(phase.loss, on_device)
                 if self.optimizer is not None:
                     self.optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     self.optimizer.step()
                 total += loss.detach().float()
                 count += 1
-            losses[phase.name] = float(total) / max(count, 1)
+            losses[phase.name] = distributed.mean({"loss": float(total) / max(count, 1)}, self.ctx)["loss"]
             if not math.isfinite(losses[phase.name]):
                 raise FloatingPointError(f"epoch {epoch}: {phase.name} loss is {losses[phase.name]}")
         if hasattr(self.model, "on_epoch_end"):
@@ -177,7 +195,7 @@ class Trainer:
         return state["epoch"] + 1, state["stale"], state["best_epoch"], state["best_score"]
 
     def _save(self, name: str, state: dict[str, Any]) -> None:
-        if self.out_dir is None:
+        if self.out_dir is None or not self.ctx.main:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.out_dir / f".{name}.tmp"
@@ -187,13 +205,13 @@ class Trainer:
     def _keep_history_before(self, epoch: int) -> None:
         """Drop metric lines of epochs the resume point does not include (written after the last checkpoint)."""
         path = self.out_dir / "metrics.jsonl"
-        if path.exists():
+        if path.exists() and self.ctx.main:
             lines = path.read_text(encoding="utf-8").splitlines()
             kept = [line for line in lines if line.strip() and json.loads(line)["epoch"] < epoch]
             path.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
 
     def _append(self, record: dict[str, Any]) -> None:
-        if self.out_dir is not None:
+        if self.out_dir is not None and self.ctx.main:
             with open(self.out_dir / "metrics.jsonl", "a", encoding="utf-8") as f:
                 f.write(json.dumps(record) + "\n")
 

@@ -71,24 +71,29 @@ def model_inputs(kg):
 
 def train_one(settings: Settings, name: str, data, kg_version: int, *, overrides: dict[str, Any] | None = None,
               epochs: int | None = None, device: str | None = None, resume: bool = False) -> Path:
+    from models import distributed
     from models.fit import fit
 
+    ctx = distributed.context()  # under torchrun: rank 0 makes the version folder and writes; all ranks train
     hyper, config = _hyperparameters(settings, name, overrides)
     config = replace(config, seed=settings.seed, device=device or settings.device,
                      epochs=epochs or settings.train.epochs or config.epochs)
     protocol = settings.train.protocol
     planned = {"model": name, "kg_version": kg_version, "protocol": protocol, "hyper": hyper,
                "train": asdict(config), "data": data.summary(), "code_version": __version__}
-    folder = _folder(settings.home, name, planned, resume)
-    model_store.write_json(folder / "config.json", planned)
+    folder = distributed.from_main(_folder(settings.home, name, planned, resume) if ctx.main else None, ctx)
+    if ctx.main:
+        model_store.write_json(folder / "config.json", planned)
     began = time.perf_counter()
     try:
         fitted = fit(name, data, protocol=protocol, hyper=hyper, config=config, out_dir=folder,
                      resume=resume and (folder / "last.pt").exists())
     except (TypeError, ValueError) as exc:
-        if not (folder / "last.pt").exists():  # nothing to resume: leave no empty partial folder behind
+        if ctx.main and not (folder / "last.pt").exists():  # nothing to resume: leave no empty partial folder
             shutil.rmtree(folder)
         raise TrainError(f"{name}: {exc}") from None
+    if not ctx.main:  # rank 0 evaluates and completes the version
+        return distributed.from_main(None, ctx)
     metrics = _evaluate(fitted.model, data, protocol, config)
     model_store.write_json(folder / "eval.json", {"protocol": _protocol(fitted.model, protocol), **metrics})
     result = fitted.result
@@ -96,7 +101,7 @@ def train_one(settings: Settings, name: str, data, kg_version: int, *, overrides
         "metric": result.metric, "best_epoch": result.best_epoch, "best_valid": result.best_score,
         "epochs": result.epochs, "train_s_per_epoch": round(result.train_s_per_epoch, 3),
         "seconds": round(time.perf_counter() - began, 1)}})
-    final = model_store.complete(folder)
+    final = distributed.from_main(model_store.complete(folder), ctx)
     test = metrics.get("test", {})
     log.info("train: %s %s: best epoch %d of %d, valid %s %.4f, test %s (%s)", name, final.name,
              result.best_epoch, result.epochs, result.metric, result.best_score,

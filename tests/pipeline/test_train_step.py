@@ -19,7 +19,7 @@ from pipeline import model_store
 from pipeline.settings import load_settings
 from pipeline.steps import STEPS
 from pipeline.steps.train import TrainError, evaluate_model, train
-from tests.conftest import kgrec
+from tests.conftest import free_port, kgrec
 
 DAY = date(2026, 11, 21)
 
@@ -97,3 +97,19 @@ def _copy_lake(src: str, dst: str) -> None:
     import shutil
 
     shutil.copytree(Path(src) / "lake", Path(dst) / "lake")
+
+
+def test_torchrun_trains_one_version_with_two_processes(published: dict[str, str]) -> None:
+    """``torchrun --nproc-per-node 2 --no-python kgrec train``: two gloo ranks on the CPU, one complete version."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("KGREC_")}, **published, "OMP_NUM_THREADS": "1"}
+    root = load_settings(environ=published).home / "models" / "kgat"
+    before = set(root.iterdir()) if root.exists() else set()
+    torchrun = Path(sys.executable).with_name("torchrun")
+    result = subprocess.run([str(torchrun), "--nproc-per-node", "2", "--master-port", str(free_port()), "--no-python",
+                             str(Path(sys.executable).with_name("kgrec")), "train", "--model", "kgat", "--epochs", "2"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    new = sorted(set(root.iterdir()) - before)
+    assert len(new) == 1 and new[0].name.startswith("version=")  # rank 1 made no folder of its own
+    assert len((new[0] / "metrics.jsonl").read_text().splitlines()) == 2  # one writer
+    assert "test" in model_store.read_json(new[0] / "eval.json")
