@@ -1,7 +1,9 @@
 """Explanations for every model: the best KG paths from a user's history items to a recommended item.
 
 ``Explainer(model, data).explain(user, item, k)`` enumerates every path of 1-3 hops from the items ``user``
-interacted with in training to ``item`` (:class:`models.paths.PathFinder`), scores them with the model's own
+interacted with in training to ``item`` (:class:`models.paths.PathFinder`) over the KG, and, for the models trained
+on the collaborative KG (``explains_with_interactions``: KGAT, KGAT-AX, KGIF), over the training interactions too
+(a hop from an item to a user who had it, never through the user being explained), scores them with the model's own
 ``path_scores`` (its attention along the path, the plausibility of its KG embeddings, or, for models without a
 KG, the similarity of their item vectors) and returns the ``k`` best, ties broken by fewer hops. Paths use model
 indices (item_index, entity and relation indices of :class:`~models.data.RecData`); the scoring step maps them
@@ -17,16 +19,18 @@ import torch
 
 from models.base import KGEModel, RecModel
 from models.data import RecData
-from models.paths import PathFinder, PathSet
+from models.paths import PathFinder, PathSet, with_interactions
 
 
 @dataclass(frozen=True)
 class Hop:
-    """One step of a path: along ``relation`` to ``entity``; ``inverse`` when walked from tail to head."""
+    """One step of a path: along KG relation ``relation`` to entity ``entity`` (``inverse`` when walked from tail to
+    head), or along an interaction (``relation`` None) to a user (``user``) or from a user to an item's entity."""
 
-    relation: int
-    entity: int
+    relation: int | None
+    entity: int | None
     inverse: bool
+    user: int | None = None
 
 
 @dataclass(frozen=True)
@@ -38,22 +42,39 @@ class Path:
     hops: tuple[Hop, ...]
     score: float
 
-    def triples(self) -> list[tuple[int, int, int]]:
-        """The KG triples (head, relation, tail) the path walks, in entity indices."""
-        out, at = [], self.entity
+    def facts(self) -> list[tuple]:
+        """What each hop walks: ``("triple", head, relation, tail)`` in entity and relation indices, or
+        ``("interaction", user, entity)`` (the user had the item on that entity)."""
+        out, at = [], ("entity", self.entity)
         for hop in self.hops:
-            out.append((hop.entity, hop.relation, at) if hop.inverse else (at, hop.relation, hop.entity))
-            at = hop.entity
+            to = ("user", hop.user) if hop.user is not None else ("entity", hop.entity)
+            if hop.relation is None:
+                user, entity = (at[1], to[1]) if at[0] == "user" else (to[1], at[1])
+                out.append(("interaction", user, entity))
+            else:
+                out.append(("triple", to[1], hop.relation, at[1]) if hop.inverse else
+                           ("triple", at[1], hop.relation, to[1]))
+            at = to
         return out
+
+    def triples(self) -> list[tuple[int, int, int]]:
+        """The KG triples (head, relation, tail) the path walks, in entity indices (interaction hops left out)."""
+        return [fact[1:] for fact in self.facts() if fact[0] == "triple"]
 
 
 class Explainer:
-    """Paths for ``model`` over ``data``'s KG, from the users' ``history`` splits (training by default)."""
+    """Paths for ``model`` over ``data``'s KG, from the users' ``history`` splits: training by default (what the
+    model saw); the scoring job passes every split, as everything a user had explains what they get next."""
 
     def __init__(self, model: RecModel | KGEModel, data: RecData, history: Sequence[str] = ("train",)) -> None:
-        self.model, self.finder = model, PathFinder(data.kg)
         users = torch.cat([data.splits[s].users for s in history])
         items = torch.cat([data.splits[s].items for s in history])
+        self.model, self.num_entities = model, data.kg.num_entities
+        self.interactions = bool(getattr(model, "explains_with_interactions", False))
+        # collaborative hops: the training interactions, the ones the model's own graph holds
+        train = data.splits["train"]
+        graph = with_interactions(data.kg, train.users, train.items, data.num_users) if self.interactions else data.kg
+        self.finder = PathFinder(graph)
         order = torch.argsort(users, stable=True)
         self.items = items[order]
         self.pointer = torch.zeros(data.num_users + 1, dtype=torch.long)
@@ -70,7 +91,8 @@ class Explainer:
     def explain_many(self, user: int, items: Sequence[int], k: int = 3) -> list[list[Path]]:
         """The ``k`` best paths to each of ``items`` (one path enumeration for all of them)."""
         candidates = torch.as_tensor(list(items), dtype=torch.long)
-        paths = self.finder.find(self.history(user), candidates)
+        exclude = self.num_entities + user if self.interactions else None  # not "you had X, and you had Y"
+        paths = self.finder.find(self.history(user), candidates, exclude)
         if not len(paths):
             return [[] for _ in items]
         was_training = self.model.training
@@ -89,15 +111,20 @@ class Explainer:
         out = []
         for c in range(len(candidates)):  # over the asked items (a handful), not over paths
             best = order[first[c] : first[c] + min(int(count[c]), k)]
-            out.append([_path(paths, int(i), float(scores[i])) for i in best])
+            out.append([self._path(paths, int(i), float(scores[i])) for i in best])
         return out
 
-
-def _path(paths: PathSet, i: int, score: float) -> Path:
-    n = int(paths.length[i])
-    entities, relations, inverse = paths.entities[i].tolist(), paths.relations[i].tolist(), paths.inverse[i].tolist()
-    hops = tuple(Hop(relations[j], entities[j + 1], bool(inverse[j])) for j in range(n))
-    return Path(int(paths.item[i]), entities[0], hops, score)
+    def _path(self, paths: PathSet, i: int, score: float) -> Path:
+        n, interact = int(paths.length[i]), self.finder.kg.num_relations - 1
+        nodes, relations = paths.entities[i].tolist(), paths.relations[i].tolist()
+        inverse = paths.inverse[i].tolist()
+        hops = []
+        for j in range(n):
+            node, relation = nodes[j + 1], relations[j]
+            is_user = self.interactions and node >= self.num_entities
+            hops.append(Hop(None if self.interactions and relation == interact else relation,
+                            None if is_user else node, bool(inverse[j]), node - self.num_entities if is_user else None))
+        return Path(int(paths.item[i]), nodes[0], tuple(hops), score)
 
 
 def _device(model: torch.nn.Module) -> torch.device:

@@ -77,6 +77,7 @@ class Aggregator(nn.Module):
 
 class KGAT(RecModel):
     kg_phase = "alternate"
+    explains_with_interactions = True  # its attention runs over the CKG: collaborative hops explain too
 
     def __init__(
         self,
@@ -209,18 +210,25 @@ class KGAT(RecModel):
 
     def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
         """``sum_hops log pi``: the attention each hop's message gets on its way to the candidate (the node nearer
-        the candidate aggregates from the farther one, so the CKG edge is (nearer, r or r^-1, farther))."""
+        the candidate aggregates from the farther one, so the CKG edge is (nearer, r or r^-1, farther)). Paths are
+        over :func:`models.paths.with_interactions`: nodes past the KG's entities are users, relation
+        ``num_kg_relations`` is ``interact``."""
         self.ensure_attention()
-        a, b = paths.entities[:, :-1], paths.entities[:, 1:]  # hop j walks a -> b, toward the candidate
+        num_entities, base = self.ckg.num_nodes - self.num_users, self.ckg.num_relations // 2
+        node = torch.where(paths.entities >= num_entities, paths.entities - num_entities,
+                           paths.entities + self.num_users)  # path node -> CKG node
+        a, b = node[:, :-1], node[:, 1:]  # hop j walks a -> b, toward the candidate
         _, relations, _, valid = paths.hop_triples()
-        base = self.ckg.num_relations // 2
+        relation = torch.where(relations == base - 1, INTERACT, relations + 1)  # KG relation r is r + 1 in the CKG
         # walked head -> tail (not inverse): the edge b -> a is the inverse triple; else the triple itself
-        ckg_relation = torch.where(paths.inverse, relations + 1, relations + 1 + base)
+        ckg_relation = torch.where(paths.inverse, relation, relation + base)
         n = self.ckg.num_nodes
-        keys = (ckg_relation * n + b + self.num_users) * n + a + self.num_users
-        found = torch.searchsorted(self._edge_keys, keys.cpu().clamp_min(0)).clamp_max(len(self._edge_keys) - 1)
-        attention = self.attention.cpu()[self._edge_order[found]].clamp_min(torch.finfo(torch.float32).tiny)
-        return hop_sum(attention.log(), valid.cpu())
+        keys = (ckg_relation * n + b) * n + a
+        keys = keys.cpu().clamp_min(0)
+        found = torch.searchsorted(self._edge_keys, keys).clamp_max(len(self._edge_keys) - 1)
+        attention = self.attention.cpu()[self._edge_order[found]]
+        attention = torch.where(self._edge_keys[found] == keys, attention, 0.0)  # a hop outside the CKG: weight 0
+        return hop_sum(attention.clamp_min(torch.finfo(torch.float32).tiny).log(), valid.cpu())
 
     def kg_triples(self) -> KnowledgeGraph:
         """The CKG's triples (``kg_loss_on="ckg"``: interactions, KG and inverses, as the authors' code), or the item

@@ -77,8 +77,9 @@ class PathFinder:
         offset = torch.arange(len(owner)) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
         return owner, start[owner] + offset
 
-    def find(self, history: LongTensor, candidates: LongTensor) -> PathSet:
-        """Every path of length <= 3 from the entities of ``history`` (items) to those of ``candidates`` (items)."""
+    def find(self, history: LongTensor, candidates: LongTensor, exclude: int | None = None) -> PathSet:
+        """Every path of length <= 3 from the entities of ``history`` (items) to those of ``candidates`` (items),
+        none through the node ``exclude`` (the user being explained, on a graph with interactions)."""
         hist_entity = self.kg.item_entity[history]  # (H,)
         cand_entity = self.kg.item_entity[candidates]  # (C,)
         f_own, f_edge = self.out_edges(hist_entity)  # forward hop: history h -> x
@@ -104,7 +105,10 @@ class PathFinder:
             parts.append(self._paths([f_own[fi]], [f_edge[fi], mid_edge, b_edge[bj]], b_own[bj], history,
                                      candidates, reverse_last=[False, True, True]))
         paths = _cat(parts)
-        return paths.select(torch.nonzero(_simple(paths.entities, paths.length)).flatten())
+        keep = _simple(paths.entities, paths.length)
+        if exclude is not None:
+            keep &= (paths.entities != exclude).all(1)
+        return paths.select(torch.nonzero(keep).flatten())
 
     def _paths(self, hist_pos: list[LongTensor], edges: list[LongTensor], cand_pos: LongTensor, history: LongTensor,
                candidates: LongTensor, reverse_last: list[bool]) -> PathSet:
@@ -153,3 +157,14 @@ def hop_mean(values: torch.Tensor, valid: BoolTensor) -> torch.Tensor:
 def hop_sum(values: torch.Tensor, valid: BoolTensor) -> torch.Tensor:
     """The sum of per-hop values over each path's real hops. values, valid: (P, 3) -> (P,)."""
     return torch.where(valid, values, torch.zeros_like(values)).sum(1)
+
+
+def with_interactions(kg: KnowledgeGraph, users: LongTensor, items: LongTensor, num_users: int) -> KnowledgeGraph:
+    """``kg`` plus a node per user (``num_entities + user``) and a triple ``(user, interact, item's entity)`` per
+    interaction, ``interact`` being relation ``num_relations``: the graph that explanations of models trained on
+    the collaborative KG (KGAT and its kin) walk, so "users who had X also had Y" is a path too."""
+    return KnowledgeGraph(
+        num_entities=kg.num_entities + num_users, num_relations=kg.num_relations + 1,
+        heads=torch.cat([kg.heads, users + kg.num_entities]),
+        relations=torch.cat([kg.relations, torch.full_like(users, kg.num_relations)]),
+        tails=torch.cat([kg.tails, kg.item_entity[items]]), item_entity=kg.item_entity)

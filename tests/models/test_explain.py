@@ -25,10 +25,13 @@ def test_every_model_ranks_real_paths_from_the_users_history(name: str) -> None:
     assert all(p.item in (0, 1) for p in paths)
     scores = [p.score for p in paths]
     assert scores == sorted(scores, reverse=True) and all(s == s for s in scores)  # best first, no NaN
+    had = {(u, int(data.kg.item_entity[i])) for u, i in zip(data.train.users.tolist(), data.train.items.tolist(),
+                                                             strict=True)}
     for path in paths:
         assert int(data.kg.item_entity[path.item]) == path.entity
         assert path.hops[-1].entity == int(data.kg.item_entity[2])
-        assert all(t in KG_TRIPLES for t in path.triples()), (name, path)
+        for fact in path.facts():
+            assert (fact[1:] in KG_TRIPLES) if fact[0] == "triple" else (fact[1:] in had and fact[1] != 0), (name, path)
 
 
 def test_k_limits_the_paths_and_a_user_without_paths_gets_none() -> None:
@@ -44,14 +47,17 @@ def test_kgat_scores_a_path_by_the_attention_along_it() -> None:
     data = tiny_data()
     torch.manual_seed(0)
     model = build_model("kgat", data, {"layers": [4]}, seed=0)
-    path = Explainer(model, data).explain(0, 2, k=1)[0]
+    paths = Explainer(model, data).explain(0, 2, k=10)
     ckg = model.ckg
     edges = {(h, r, t): i for i, (h, r, t) in enumerate(zip(ckg.heads.tolist(), ckg.relations.tolist(),
                                                           ckg.tails.tolist(), strict=True))}
-    expected, at, base = 0.0, path.entity, ckg.num_relations // 2
-    for hop in path.hops:  # the node nearer the candidate aggregates from the farther one
-        relation = hop.relation + 1 if hop.inverse else hop.relation + 1 + base
-        edge = edges[(hop.entity + data.num_users, relation, at + data.num_users)]
-        expected += float(torch.log(model.attention[edge]))
-        at = hop.entity
-    assert path.score == pytest.approx(expected, rel=1e-5)
+    base, users = ckg.num_relations // 2, data.num_users
+    node = lambda hop: hop.user if hop.user is not None else hop.entity + users  # noqa: E731
+    for path in paths:
+        expected, at = 0.0, path.entity + users
+        for hop in path.hops:  # the node nearer the candidate aggregates from the farther one
+            relation = 0 if hop.relation is None else hop.relation + 1
+            relation = relation if hop.inverse else relation + base
+            expected += float(torch.log(model.attention[edges[(node(hop), relation, at)]]))
+            at = node(hop)
+        assert path.score == pytest.approx(expected, rel=1e-5)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from models.graph import KnowledgeGraph
-from models.paths import PathFinder
+from models.paths import PathFinder, with_interactions
 
 
 def random_kg(seed: int, entities: int = 12, triples: int = 22, relations: int = 3, items: int = 5) -> KnowledgeGraph:
@@ -67,3 +67,18 @@ def test_each_hop_is_a_triple_of_the_graph_in_its_direction() -> None:
     hops = zip(heads[valid].tolist(), relations[valid].tolist(), tails[valid].tolist(), strict=True)
     assert all(hop in triples for hop in hops)
     assert bool((paths.entities[torch.arange(len(paths)), paths.length] == kg.item_entity[paths.target]).all())
+
+
+def test_interactions_add_user_nodes_and_the_explained_user_is_never_walked_through() -> None:
+    kg = random_kg(2)
+    users, items = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 1, 2])  # user 1 had items 1 and 2
+    graph = with_interactions(kg, users, items, num_users=2)
+    assert (graph.num_entities, graph.num_relations) == (kg.num_entities + 2, kg.num_relations + 1)
+    paths = PathFinder(graph).find(torch.tensor([0, 1]), torch.tensor([2]), exclude=kg.num_entities + 0)
+    e = kg.item_entity
+    collaborative = (int(e[1]), kg.num_entities + 1, int(e[2]))  # item 1 <- user 1 -> item 2
+    walks = {tuple(paths.entities[i, : int(paths.length[i]) + 1].tolist()) for i in range(len(paths))}
+    assert collaborative in walks
+    assert not any(kg.num_entities + 0 in walk for walk in walks)
+    i = next(i for i in range(len(paths)) if tuple(paths.entities[i, :3].tolist()) == collaborative)
+    assert paths.relations[i, :2].tolist() == [kg.num_relations] * 2 and paths.inverse[i, :2].tolist() == [True, False]

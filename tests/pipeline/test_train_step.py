@@ -113,3 +113,48 @@ def test_torchrun_trains_one_version_with_two_processes(published: dict[str, str
     assert len(new) == 1 and new[0].name.startswith("version=")  # rank 1 made no folder of its own
     assert len((new[0] / "metrics.jsonl").read_text().splitlines()) == 2  # one writer
     assert "test" in model_store.read_json(new[0] / "eval.json")
+
+
+@pytest.mark.parametrize("name", ["kgat", "pathrec"])
+def test_each_top10_recommendation_is_explained_by_real_triples(published: dict[str, str], name: str) -> None:
+    """20 random users, scored as the scoring job does (everything the user had is their history and is not
+    recommended again): every top-10 item of a trained model has a path from the user's history, and each hop of
+    each path is a triple of the published KG (checked by stable ids against the lake's triples table) or, for
+    KGAT, a training interaction of another user."""
+    from models.explain import Explainer
+    from models.fit import build_model
+    from pipeline import kg_store
+    from pipeline.lake import Lake
+    from pipeline.steps.train import published_data
+
+    settings = load_settings(environ=published)
+    folder = train(settings, DAY, models=[name], epochs=30)[0]
+    version, data = published_data(settings)
+    published_triples = kg_store.read(Lake(settings.lake_root), version).tables()["triples"]
+    known = set(published_triples.select("head_id", "relation_id", "tail_id").iter_rows())
+    config = model_store.read_json(folder / "config.json")
+    model = build_model(name, data, config["hyper"], seed=config["train"]["seed"])
+    model.load_state_dict(torch.load(folder / "model.pt", weights_only=True))
+    model.eval()
+    users = torch.randperm(data.num_users, generator=torch.Generator().manual_seed(7))[:20]
+    with torch.no_grad():
+        scores = model.score_all(users)
+    seen = torch.zeros(data.num_users, data.num_items, dtype=torch.bool)
+    for pairs in data.splits.values():
+        seen[pairs.users, pairs.items] = True
+    scores[seen[users]] = -torch.inf  # recommend only what the user has not had
+    top = scores.topk(10, dim=1).indices
+    explainer = Explainer(model, data, history=tuple(data.splits))
+    entity_id, relation_id = data.entity_ids.tolist(), data.relation_ids.tolist()
+    item_of = {e: i for i, e in enumerate(data.kg.item_entity.tolist())}
+    had = set(zip(data.train.users.tolist(), data.train.items.tolist(), strict=True))
+    for user, items in zip(users.tolist(), top.tolist(), strict=True):
+        for item, paths in zip(items, explainer.explain_many(user, items, k=3), strict=True):
+            assert paths, f"{name}: user {user}'s recommendation {item} has no path from the user's history"
+            for path in paths:
+                for kind, *fact in path.facts():
+                    if kind == "triple":
+                        h, r, t = fact
+                        assert (entity_id[h], relation_id[r], entity_id[t]) in known, (name, user, item, path)
+                    else:  # a collaborative hop (KGAT): a training interaction of the published KG's split
+                        assert (fact[0], item_of[fact[1]]) in had and fact[0] != user, (name, user, item, path)
