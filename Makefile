@@ -52,6 +52,14 @@ bench-models: setup
 	  --peer recbole --epochs 30 --seeds 3 --json var/bench/music-ranking.json
 	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
 	  --models bprmf,kgcn,ripplenet --epochs 10 --seeds 3 --json var/bench/ml-ranking.json
+	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models bprmf,kgat,cke \
+	  --peer recbole --epochs 40 --seeds 3 --json var/bench/music-models2.json
+	$(KGREC) bench models --dataset kgcn-music --protocol ranking --epochs 40 --json var/bench/music-ablations.json \
+	  --models kgatax,kgatax:composition=hadamard,kgif,kgif:fusion=false,kgif:projection=matrix
+	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models pathrec --epochs 10 \
+	  --json var/bench/music-pathrec.json
+	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking --models bprmf,kgat,cke \
+	  --peer recbole --epochs 10 --json var/bench/ml-models2.json
 
 # Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
 lock:

@@ -86,6 +86,6 @@ class CKE(RecModel):
         h, t, t_neg = self.entity(batch.heads), self.entity(batch.tails), self.entity(batch.neg_tails)
         r = self.relation(batch.relations)
         m = self.relation_matrix(batch.relations).unflatten(-1, (self.dim, self.kg_dim))
-        pos, neg = kgnn.transr_distance(h, r, t, m), kgnn.transr_distance(h, r, t_neg, m)
+        pos, neg = kgnn.transr_pair_distance(h, r, t, t_neg, m)
         loss = kgnn.bpr_loss(-pos, -neg) + self.kg_l2 * kgnn.l2_penalty(h, r, t, t_neg)
         return self.kg_weight * loss

