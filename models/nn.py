@@ -131,13 +131,28 @@ class EdgeIndex:
         self.crow, self.cols = _crow(rows, num_nodes), cols
         self.order_t = torch.argsort(cols * num_nodes + rows)  # slot order of the transpose (rows = src)
         self.crow_t, self.cols_t = _crow(cols[self.order_t], num_nodes), rows[self.order_t]
+        self._cache: dict[tuple[int, int, bool], tuple[FloatTensor, torch.Tensor]] = {}
 
     def values(self, weight: FloatTensor) -> FloatTensor:
         """The weight of each slot: the sum of its edges'. weight: (E,) -> (slots,)."""
         return weight.new_zeros(len(self.cols)).index_add_(0, self.slot, weight.detach())
 
     def matrix(self, weight: FloatTensor, transpose: bool = False) -> torch.Tensor:
-        """The (N, N) CSR matrix with ``weight`` on the edges: rows = dst (or src when ``transpose``)."""
+        """The (N, N) CSR matrix with ``weight`` on the edges: rows = dst (or src when ``transpose``). The last
+        matrices built are reused while ``weight`` is the same tensor, unchanged and not learned (KGAT's attention,
+        fixed for an epoch, is propagated three times forward and three times backward per batch)."""
+        key = (id(weight), weight._version, transpose)
+        cached = self._cache.get(key)
+        if cached is not None and cached[0] is weight:
+            return cached[1]
+        if weight.requires_grad:  # learned weights (PathRec) change every step: nothing to reuse
+            return self._build(weight, transpose)
+        if len(self._cache) >= 4:
+            self._cache.clear()
+        self._cache[key] = (weight, self._build(weight, transpose))
+        return self._cache[key][1]
+
+    def _build(self, weight: FloatTensor, transpose: bool) -> torch.Tensor:
         values = self.values(weight)
         crow, cols, values = (self.crow_t, self.cols_t, values[self.order_t]) if transpose else (
             self.crow, self.cols, values)

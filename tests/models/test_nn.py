@@ -144,3 +144,12 @@ def test_transr_pair_distance_is_two_transr_distances() -> None:
     pos, neg = kgnn.transr_pair_distance(h, r, t, n, m)
     torch.testing.assert_close(pos, kgnn.transr_distance(h, r, t, m))
     torch.testing.assert_close(neg, kgnn.transr_distance(h, r, n, m))
+
+
+def test_edge_matmul_reuses_its_matrix_only_while_the_weight_is_unchanged() -> None:
+    src, dst = torch.tensor([0, 1, 2]), torch.tensor([1, 2, 0])
+    edges, weight, x = kgnn.EdgeIndex(src, dst, 3), torch.ones(3), torch.eye(3)
+    first = kgnn.edge_matmul(weight, edges, x)
+    assert edges.matrix(weight) is edges.matrix(weight)  # the same fixed weight: built once
+    weight.mul_(2)  # changed in place (as KGAT's attention at the end of an epoch)
+    torch.testing.assert_close(kgnn.edge_matmul(weight, edges, x), 2 * first)
