@@ -163,6 +163,10 @@ class KGAT(RecModel):
 
     def propagate(self) -> FloatTensor:
         """The final vector of every node, ``[e^(0) ; e^(1) ; ... ; e^(L)]``: (num_nodes, d + sum(layers))."""
+        return torch.cat(self.layer_outputs(), dim=-1)
+
+    def layer_outputs(self) -> list[FloatTensor]:
+        """``e^(0), e^(1), ..., e^(L)`` of every node: each (num_nodes, d_l)."""
         self.ensure_attention()
         ego = self.base_vectors()
         outputs = [ego]
@@ -171,7 +175,7 @@ class KGAT(RecModel):
             side = kgnn.edge_matmul(self.attention, edges, ego)  # e_N(h) = sum_t pi(h, r, t) e_t
             ego = self.dropout(layer(ego, side))
             outputs.append(F.normalize(ego, dim=-1))
-        return torch.cat(outputs, dim=-1)
+        return outputs
 
     def edges(self) -> kgnn.EdgeIndex:
         """The CKG as a propagation pattern ``head <- tail`` on the buffers' device (built once per device)."""
@@ -204,8 +208,9 @@ class KGAT(RecModel):
         return final[users] @ final[self.item_node].T  # (B, num_items)
 
     def loss(self, batch: InteractionBatch) -> FloatTensor:
-        final = self.propagate()
-        u, i, j = final[batch.users], final[self.item_node[batch.pos_items]], final[self.item_node[batch.neg_items]]
+        rows = torch.cat([batch.users, self.item_node[batch.pos_items], self.item_node[batch.neg_items]])
+        # the batch's rows of each layer, concatenated: the (num_nodes, d + sum(layers)) matrix is never built
+        u, i, j = torch.cat([out[rows] for out in self.layer_outputs()], dim=-1).split(len(batch.users))
         return kgnn.bpr_loss((u * i).sum(-1), (u * j).sum(-1)) + self.l2 * kgnn.l2_penalty(u, i, j)
 
     def path_scores(self, user: int, paths: PathSet) -> FloatTensor:

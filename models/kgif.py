@@ -93,9 +93,9 @@ class KGIF(KGAT):
         h_r, t_r = self.project(e[self.heads], self.heads, r), self.project(e[self.tails], self.tails, r)
         return (t_r * torch.tanh(h_r + self.relation(r))).sum(-1)
 
-    def propagate(self) -> FloatTensor:
+    def layer_outputs(self) -> list[FloatTensor]:
         if not self.fusion:
-            return super().propagate()
+            return super().layer_outputs()
         self.ensure_attention()
         ego = self.base_vectors()
         outputs = [ego]
@@ -106,7 +106,7 @@ class KGIF(KGAT):
             side = kgnn.scatter_sum(self.attention[:, None] * message, self.heads, self.ckg.num_nodes)
             ego = self.dropout(layer(ego, side))
             outputs.append(F.normalize(ego, dim=-1))
-        return torch.cat(outputs, dim=-1)
+        return outputs
 
     def kg_loss(self, batch: TripleBatch) -> FloatTensor:
         if self.projection == "matrix":
