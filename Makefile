@@ -54,12 +54,12 @@ bench-models: setup
 	  --models bprmf,kgcn,ripplenet --epochs 10 --seeds 3 --json var/bench/ml-ranking.json
 	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models bprmf,kgat,cke \
 	  --peer recbole --epochs 40 --seeds 3 --json var/bench/music-models2.json
-	$(KGREC) bench models --dataset kgcn-music --protocol ranking --epochs 40 --json var/bench/music-ablations.json \
-	  --models kgatax,kgatax:composition=hadamard,kgif,kgif:fusion=false,kgif:projection=matrix
-	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models pathrec --epochs 10 \
+	$(KGREC) bench models --dataset kgcn-music --protocol ranking --epochs 20 --json var/bench/music-ablations.json \
+	  --models kgat,kgatax,kgatax:composition=hadamard,kgatax:fusion=none,kgif,kgif:fusion=false,kgif:projection=matrix
+	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models pathrec --epochs 8 \
 	  --json var/bench/music-pathrec.json
-	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking --models bprmf,kgat,cke \
-	  --peer recbole --epochs 10 --json var/bench/ml-models2.json
+	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
+	  --models bprmf,kgat,cke,kgatax --peer recbole --epochs 10 --json var/bench/ml-models2.json
 
 # Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
 lock:
