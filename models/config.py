@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,18 @@ def _check(what: str, values: dict[str, Any], accepted: set[str]) -> None:
     unknown = sorted(set(values) - accepted)
     if unknown:
         raise KeyError(f"{what}: unknown hyperparameter(s) {unknown}; accepted: {sorted(accepted)}")
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["key=value", ...]`` -> overrides; values parsed as JSON when they can be (numbers, true/false, lists),
+    else kept as strings. ValueError names a malformed item."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out

@@ -104,13 +104,9 @@ def _cmd_bench_models(args: argparse.Namespace) -> int:
 
 def _assignments(items: list[str]) -> dict[str, Any]:
     """``key=value`` pairs; values parsed as JSON when they can be (numbers, true/false), else strings."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--set expects KEY=VALUE, got {item!r}")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
+    from models.config import parse_overrides
+
+    try:
+        return parse_overrides(items)
+    except ValueError as exc:
+        raise UsageError(f"--set: {exc}") from None

@@ -67,17 +67,13 @@ def load_kg(dataset: str, protocol: str, *, shared: Path, settings: Any = None):
 def model_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """``"name:key=value:..."`` -> (name, overrides); values parsed as JSON when they can be (numbers,
     true/false), else kept as strings. ValueError names a malformed part."""
+    from models.config import parse_overrides
+
     name, *parts = spec.split(":")
-    overrides: dict[str, Any] = {}
-    for part in parts:
-        key, sep, value = part.partition("=")
-        if not sep or not key:
-            raise ValueError(f"model {spec!r}: expected name:key=value[:key=value...], got the part {part!r}")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key] = value
-    return name, overrides
+    try:
+        return name, parse_overrides(parts)
+    except ValueError as exc:
+        raise ValueError(f"model {spec!r}: expected name:key=value[:key=value...]; {exc}") from None
 
 
 def has_peer(spec: str) -> bool:
