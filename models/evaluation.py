@@ -22,6 +22,7 @@ import torch
 
 from models.base import RecModel
 from models.data import Pairs
+from models.graph import csr_pointer, expand_ranges
 from models.typing import BoolTensor, FloatTensor, LongTensor
 
 RANKING_METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
@@ -77,16 +78,12 @@ class _ByUser:
         items = torch.cat([p.items for p in pairs]) if pairs else torch.zeros(0, dtype=torch.long)
         order = torch.argsort(users, stable=True)
         self.users, self.items = users[order], items[order]
-        self.pointer = torch.zeros(num_users + 1, dtype=torch.long)
-        self.pointer[1:] = torch.cumsum(torch.bincount(users, minlength=num_users), 0)
+        self.pointer = csr_pointer(users, num_users)
 
     def rows(self, chunk: LongTensor) -> tuple[LongTensor, LongTensor, LongTensor]:
         """(row in chunk, position within the user's list, item) of every pair of the chunk's users."""
-        counts = self.pointer[chunk + 1] - self.pointer[chunk]  # (B,)
-        row = torch.repeat_interleave(torch.arange(len(chunk)), counts)
-        first = torch.repeat_interleave(self.pointer[chunk], counts)
-        position = torch.arange(len(row)) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        return row, position, self.items[first + position]
+        row, position, at = expand_ranges(self.pointer[chunk], self.pointer[chunk + 1] - self.pointer[chunk])
+        return row, position, self.items[at]
 
 
 @torch.no_grad()

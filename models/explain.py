@@ -19,6 +19,7 @@ import torch
 
 from models.base import KGEModel, RecModel
 from models.data import RecData
+from models.graph import csr_pointer
 from models.paths import PathFinder, PathSet, with_interactions
 
 
@@ -77,8 +78,7 @@ class Explainer:
         self.finder = PathFinder(graph)
         order = torch.argsort(users, stable=True)
         self.items = items[order]
-        self.pointer = torch.zeros(data.num_users + 1, dtype=torch.long)
-        self.pointer[1:] = torch.cumsum(torch.bincount(users, minlength=data.num_users), 0)
+        self.pointer = csr_pointer(users, data.num_users)
 
     def history(self, user: int) -> torch.Tensor:
         return self.items[self.pointer[user] : self.pointer[user + 1]]

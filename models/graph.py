@@ -22,6 +22,22 @@ ENUMERATE = 4  # _positions lists every candidate of a row when it has at most t
 MAX_REDRAWS = 1000
 
 
+def csr_pointer(rows: LongTensor, n: int) -> LongTensor:
+    """Where each row's entries start in ``rows`` sorted: (n + 1,), row r at ``pointer[r]:pointer[r + 1]``."""
+    pointer = torch.zeros(n + 1, dtype=torch.long, device=rows.device)
+    pointer[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+    return pointer
+
+
+def expand_ranges(start: LongTensor, count: LongTensor) -> tuple[LongTensor, LongTensor, LongTensor]:
+    """Every index of the ranges ``start[i] .. start[i] + count[i] - 1``, vectorised: (owner i, position within
+    its range, index), each of length ``count.sum()``."""
+    owner = torch.repeat_interleave(torch.arange(len(count), device=count.device), count)
+    position = torch.arange(len(owner), device=count.device) - torch.repeat_interleave(torch.cumsum(count, 0) - count,
+                                                                                      count)
+    return owner, position, start[owner] + position
+
+
 @dataclass(frozen=True)
 class KnowledgeGraph:
     """Triples over dense indices. heads, relations, tails: shape (E,); item_entity: shape (num_items,)."""
@@ -90,10 +106,7 @@ def _csr(src: LongTensor, n: int, generator: torch.Generator | None) -> tuple[Lo
     """Edges grouped by ``src`` in random order within each group: (order (E,), pointer (n + 1,))."""
     keys = torch.rand(len(src), generator=generator, dtype=torch.float64)
     order = torch.argsort(src.double() + keys * 0.5, stable=True)  # by src, random within src
-    counts = torch.bincount(src, minlength=n)
-    pointer = torch.zeros(n + 1, dtype=torch.long)
-    pointer[1:] = torch.cumsum(counts, 0)
-    return order, pointer
+    return order, csr_pointer(src, n)
 
 
 def sample_neighbors(

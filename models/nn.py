@@ -14,6 +14,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from models.graph import csr_pointer
 from models.typing import BoolTensor, FloatTensor, LongTensor
 
 
@@ -128,9 +129,9 @@ class EdgeIndex:
         self.num_nodes = num_nodes
         keys, self.slot = torch.unique(dst * num_nodes + src, return_inverse=True)  # sorted by (dst, src)
         rows, cols = torch.div(keys, num_nodes, rounding_mode="floor"), keys % num_nodes
-        self.crow, self.cols = _crow(rows, num_nodes), cols
+        self.crow, self.cols = csr_pointer(rows, num_nodes), cols
         self.order_t = torch.argsort(cols * num_nodes + rows)  # slot order of the transpose (rows = src)
-        self.crow_t, self.cols_t = _crow(cols[self.order_t], num_nodes), rows[self.order_t]
+        self.crow_t, self.cols_t = csr_pointer(cols[self.order_t], num_nodes), rows[self.order_t]
         self._cache: dict[tuple[int, int, bool], tuple[FloatTensor, torch.Tensor]] = {}
 
     def values(self, weight: FloatTensor) -> FloatTensor:
@@ -157,12 +158,6 @@ class EdgeIndex:
         crow, cols, values = (self.crow_t, self.cols_t, values[self.order_t]) if transpose else (
             self.crow, self.cols, values)
         return torch.sparse_csr_tensor(crow, cols, values, (self.num_nodes, self.num_nodes), check_invariants=False)
-
-
-def _crow(rows: LongTensor, n: int) -> LongTensor:
-    crow = torch.zeros(n + 1, dtype=torch.long, device=rows.device)
-    crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
-    return crow
 
 
 class _EdgeMatmul(torch.autograd.Function):

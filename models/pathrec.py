@@ -34,7 +34,7 @@ from torch import nn
 from models import nn as kgnn
 from models.base import InteractionBatch, RecModel
 from models.data import RecData
-from models.graph import KnowledgeGraph
+from models.graph import KnowledgeGraph, csr_pointer, expand_ranges
 from models.paths import MAX_LENGTH, PathSet
 from models.typing import FloatTensor, LongTensor
 
@@ -77,9 +77,7 @@ class PathRec(RecModel):
         self.register_buffer("item_entity", kg.item_entity.clone())
         order = torch.argsort(train_users, stable=True)
         self.register_buffer("history_items", train_items[order])
-        pointer = torch.zeros(num_users + 1, dtype=torch.long)
-        pointer[1:] = torch.cumsum(torch.bincount(train_users, minlength=num_users), 0)
-        self.register_buffer("history_pointer", pointer)
+        self.register_buffer("history_pointer", csr_pointer(train_users, num_users))
         self._edges: kgnn.EdgeIndex | None = None
 
     @classmethod
@@ -92,12 +90,9 @@ class PathRec(RecModel):
 
     def start(self, users: LongTensor) -> FloatTensor:
         """``x_u``: each user's history entities, weight ``1 / |H_u|``. users: (B,) -> (B, num_entities)."""
-        counts = self.history_pointer[users + 1] - self.history_pointer[users]
-        row = torch.repeat_interleave(torch.arange(len(users), device=users.device), counts)
-        first = torch.repeat_interleave(self.history_pointer[users], counts)
-        offset = torch.arange(len(row), device=users.device) - torch.repeat_interleave(
-            torch.cumsum(counts, 0) - counts, counts)
-        entity = self.item_entity[self.history_items[first + offset]]
+        pointer = self.history_pointer
+        row, _, at = expand_ranges(pointer[users], pointer[users + 1] - pointer[users])
+        entity = self.item_entity[self.history_items[at]]
         x = torch.zeros(len(users), self.num_entities, device=users.device)
         return x.index_put_((row, entity), 1.0 / self.history_size(users)[row], accumulate=True)
 

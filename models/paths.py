@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from models.graph import KnowledgeGraph
+from models.graph import KnowledgeGraph, csr_pointer, expand_ranges
 from models.typing import BoolTensor, LongTensor
 
 MAX_LENGTH = 3
@@ -67,15 +67,12 @@ class PathFinder:
         inv = torch.cat([torch.zeros(kg.num_triples, dtype=torch.bool), torch.ones(kg.num_triples, dtype=torch.bool)])
         order = torch.argsort(src * kg.num_entities + dst, stable=True)
         self.src, self.dst, self.rel, self.inv = src[order], dst[order], rel[order], inv[order]
-        self.pointer = torch.zeros(kg.num_entities + 1, dtype=torch.long)
-        self.pointer[1:] = torch.cumsum(torch.bincount(src, minlength=kg.num_entities), 0)
+        self.pointer = csr_pointer(src, kg.num_entities)
 
     def out_edges(self, nodes: LongTensor) -> tuple[LongTensor, LongTensor]:
         """(position in ``nodes``, edge id) of every out-edge of each node. nodes: (n,)."""
-        start, count = self.pointer[nodes], self.pointer[nodes + 1] - self.pointer[nodes]
-        owner = torch.repeat_interleave(torch.arange(len(nodes)), count)
-        offset = torch.arange(len(owner)) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-        return owner, start[owner] + offset
+        owner, _, edge = expand_ranges(self.pointer[nodes], self.pointer[nodes + 1] - self.pointer[nodes])
+        return owner, edge
 
     def find(self, history: LongTensor, candidates: LongTensor, exclude: int | None = None) -> PathSet:
         """Every path of length <= 3 from the entities of ``history`` (items) to those of ``candidates`` (items),
@@ -132,10 +129,8 @@ def _join(left: LongTensor, right: LongTensor) -> tuple[LongTensor, LongTensor]:
     ordered = right[order]
     lo = torch.searchsorted(ordered, left, right=False)
     hi = torch.searchsorted(ordered, left, right=True)
-    count = hi - lo
-    i = torch.repeat_interleave(torch.arange(len(left)), count)
-    offset = torch.arange(len(i)) - torch.repeat_interleave(torch.cumsum(count, 0) - count, count)
-    return i, order[lo[i] + offset]
+    i, _, at = expand_ranges(lo, hi - lo)
+    return i, order[at]
 
 
 def _simple(entities: LongTensor, length: LongTensor) -> BoolTensor:

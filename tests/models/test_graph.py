@@ -10,7 +10,15 @@ from collections import Counter
 import pytest
 import torch
 
-from models.graph import KnowledgeGraph, Neighbors, _positions, ripple_sets, sample_neighbors
+from models.graph import (
+    KnowledgeGraph,
+    Neighbors,
+    _positions,
+    csr_pointer,
+    expand_ranges,
+    ripple_sets,
+    sample_neighbors,
+)
 from models.typing import LongTensor
 
 
@@ -176,3 +184,10 @@ def test_knowledge_graph_rejects_bad_indices(field: str, values: list[int], mess
     fields = {"heads": [0, 1], "relations": [0, 1], "tails": [1, 2], "item_entity": [0]} | {field: values}
     with pytest.raises(ValueError, match=message):
         KnowledgeGraph(6, 2, **{name: torch.tensor(v) for name, v in fields.items()})
+
+
+def test_expand_ranges_and_csr_pointer() -> None:
+    owner, position, index = expand_ranges(torch.tensor([5, 0, 9]), torch.tensor([2, 0, 3]))
+    assert owner.tolist() == [0, 0, 2, 2, 2] and position.tolist() == [0, 1, 0, 1, 2]
+    assert index.tolist() == [5, 6, 9, 10, 11]
+    assert csr_pointer(torch.tensor([2, 0, 2, 2]), 4).tolist() == [0, 1, 1, 4, 4]
