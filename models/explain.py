@@ -63,6 +63,19 @@ class Path:
         return [fact[1:] for fact in self.facts() if fact[0] == "triple"]
 
 
+@dataclass(frozen=True)
+class BestPaths:
+    """P paths best-first per candidate: ``paths`` (its ``candidate`` indexes the asked items), scores: (P,),
+    rank: (P,) 0 for a candidate's best path."""
+
+    paths: PathSet
+    scores: torch.Tensor
+    rank: torch.Tensor
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
 class Explainer:
     """Paths for ``model`` over ``data``'s KG, from the users' ``history`` splits: training by default (what the
     model saw); the scoring job passes every split, as everything a user had explains what they get next."""
@@ -87,14 +100,23 @@ class Explainer:
         """The ``k`` best paths from ``user``'s history to ``item`` (fewer when fewer exist)."""
         return self.explain_many(user, [item], k)[0]
 
-    @torch.no_grad()
     def explain_many(self, user: int, items: Sequence[int], k: int = 3) -> list[list[Path]]:
         """The ``k`` best paths to each of ``items`` (one path enumeration for all of them)."""
-        candidates = torch.as_tensor(list(items), dtype=torch.long)
+        best = self.best(user, items, k)
+        out: list[list[Path]] = [[] for _ in items]
+        for i in range(len(best.paths)):  # at most k per asked item (a handful each)
+            out[int(best.paths.candidate[i])].append(self._path(best.paths, i, float(best.scores[i])))
+        return out
+
+    @torch.no_grad()
+    def best(self, user: int, items: Sequence[int] | torch.Tensor, k: int = 3) -> BestPaths:
+        """The ``k`` best paths to each of ``items`` as tensors, grouped by candidate (in the order asked), best
+        first; the scoring job's form (no Python object per path)."""
+        candidates = torch.as_tensor(items, dtype=torch.long).reshape(-1)
         exclude = self.num_entities + user if self.interactions else None  # not "you had X, and you had Y"
         paths = self.finder.find(self.history(user), candidates, exclude)
         if not len(paths):
-            return [[] for _ in items]
+            return BestPaths(paths, torch.zeros(0), torch.zeros(0, dtype=torch.long))
         was_training = self.model.training
         self.model.eval()
         try:
@@ -106,13 +128,10 @@ class Explainer:
         order = order[torch.argsort(-scores[order], stable=True)]
         order = order[torch.argsort(paths.candidate[order], stable=True)]
         ranked = paths.candidate[order]
-        first = torch.searchsorted(ranked, torch.arange(len(candidates)))
-        count = torch.bincount(ranked, minlength=len(candidates))
-        out = []
-        for c in range(len(candidates)):  # over the asked items (a handful), not over paths
-            best = order[first[c] : first[c] + min(int(count[c]), k)]
-            out.append([self._path(paths, int(i), float(scores[i])) for i in best])
-        return out
+        first = csr_pointer(ranked, len(candidates))[:-1]
+        rank = torch.arange(len(order)) - first[ranked]  # 0 for each candidate's best path
+        keep = rank < k
+        return BestPaths(paths.select(order[keep]), scores[order[keep]], rank[keep])
 
     def _path(self, paths: PathSet, i: int, score: float) -> Path:
         n, interact = int(paths.length[i]), self.finder.kg.num_relations - 1

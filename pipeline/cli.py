@@ -33,9 +33,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.model_store import ModelStoreError
     from pipeline.settings import ConfigError
     from pipeline.steps.extract import ExtractError
+    from pipeline.scoring import ScoringError
     from pipeline.steps.publish import PublishRefused
+    from pipeline.steps.score import ScoreError
     from pipeline.steps.train import TrainError
     from pipeline.steps.validate import ValidationFailed
+    from pipeline.warehouse import WarehouseError
 
     args = _parser().parse_args(argv)
     logging.basicConfig(
@@ -51,7 +54,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         MirrorError, CatalogError, LakeError, ExtractError, SparqlError, QueryError, SourceDefinitionError,
         UsageError, AlignError, OverridesError, GoldError, ValidationFailed, PublishRefused, VocabularyError,
-        KGError, BenchmarkIncomplete, TrainError, ModelStoreError, PeerError,
+        KGError, BenchmarkIncomplete, TrainError, ModelStoreError, PeerError, ScoreError, ScoringError,
+        WarehouseError,
     ) as exc:
         print(f"kgrec: error: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,4 @@
-"""``kgrec train``, ``kgrec evaluate`` and ``kgrec bench models``: the model commands of the CLI."""
+"""``kgrec train``, ``evaluate``, ``score``, ``warehouse`` and ``bench models``: the model commands of the CLI."""
 
 from __future__ import annotations
 
@@ -32,6 +32,30 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--model", required=True, metavar="NAME")
     evaluate.add_argument("--version", type=int, help="model version (default: the latest)")
     evaluate.set_defaults(handler=_cmd_evaluate)
+
+    score = sub.add_parser("score", help="score users with a trained model into the warehouse (with explanations)",
+                           description="Ranks every user's unseen items with a trained model (default: the profile's "
+                           "score.model, else the first of train.models; its latest version) on the published KG, "
+                           "explains each recommendation with the model's best KG paths, and replaces the run "
+                           "date's partition of the warehouse tables in one transaction.")
+    _date_arg(score)
+    score.add_argument("--model", metavar="NAME", help="model to score with")
+    score.add_argument("--version", type=int, help="model version (default: the latest)")
+    score.add_argument("--user", action="append", dest="users", metavar="USER_ID",
+                       help="score only this user (repeatable); the partition keeps the other users' lists")
+    score.add_argument("--users-file", type=Path, metavar="FILE", help="score only the user ids in FILE (one a line)")
+    score.add_argument("-k", type=int, help="recommendations per user (default: score.k, 20)")
+    score.add_argument("--paths", type=int, help="explanation paths per item (default: score.paths, 3; 0: none)")
+    score.add_argument("--export", action=argparse.BooleanOptionalAction, default=None,
+                       help="also write the lists as Parquet to the lake (default: score.export)")
+    score.set_defaults(handler=_cmd_score)
+
+    warehouse = sub.add_parser("warehouse", help="the warehouse: create its tables and views, run its checks")
+    wsub = warehouse.add_subparsers(title="actions", metavar="ACTION", required=True)
+    wsub.add_parser("init", help="create the tables and views of sql/ (idempotent)").set_defaults(
+        handler=_cmd_warehouse, action="init")
+    wsub.add_parser("check", help="run sql/checks; exit 1 and print the violating rows if any returns rows"
+                    ).set_defaults(handler=_cmd_warehouse, action="check")
 
     bench = sub.add_parser("bench", help="benchmarks (models: ours side by side with RecBole)")
     bsub = bench.add_subparsers(title="benchmarks", metavar="WHAT", required=True)
@@ -73,6 +97,41 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     print(json.dumps(evaluate_model(_settings(args), args.model, args.version), indent=2))
     return 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from pipeline.steps.score import score
+
+    users = list(args.users or [])
+    if args.users_file:
+        if not args.users_file.is_file():
+            raise UsageError(f"--users-file: {args.users_file} does not exist")
+        users += [line.strip() for line in args.users_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if args.k is not None and args.k < 1:
+        raise UsageError(f"-k must be at least 1, got {args.k}")
+    result = score(_settings(args), _run_date(args), model=args.model, version=args.version,
+                   users=users or None, k=args.k, paths=args.paths, export=args.export)
+    print(result.summary())
+    return 0
+
+
+def _cmd_warehouse(args: argparse.Namespace) -> int:
+    from pipeline.warehouse import Warehouse
+
+    warehouse = Warehouse(_settings(args).warehouse.url)
+    try:
+        warehouse.ensure_schema()
+        if args.action == "init":
+            print(f"warehouse {warehouse.safe_url}: tables and views are in place")
+            return 0
+        violations = warehouse.check()
+    finally:
+        warehouse.dispose()
+    for name, rows in violations.items():
+        print(f"FAIL {name}: {rows}")
+    print(f"warehouse {warehouse.safe_url}: {len(violations)} check(s) failed" if violations else
+          f"warehouse {warehouse.safe_url}: every check passed")
+    return 1 if violations else 0
 
 
 def _cmd_bench_models(args: argparse.Namespace) -> int:

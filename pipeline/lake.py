@@ -363,6 +363,17 @@ class Lake:
                 found.append(parse_partition_name(rel.rsplit("/", 1)[0]))
         return sorted(found, key=_natural)
 
+    def drop(self, dataset: str, key: Mapping[str, str]) -> None:
+        """Remove a partition: its manifest first (from then on it is not listed), then its files."""
+        final = self.partition_path(dataset, key)
+        if key == self.current(dataset):
+            raise LakeError(f"{dataset}/{partition_name(key)} is the published partition; it cannot be dropped")
+        try:
+            self.fs.delete_file(f"{final}/{MANIFEST}")
+        except FileNotFoundError:
+            pass
+        self._delete_dir_quietly(final)
+
     def verify(self, dataset: str, key: Mapping[str, str]) -> None:
         """Check every file against the manifest's sha256; raise LakeError naming the first mismatch."""
         manifest = self.manifest(dataset, key)

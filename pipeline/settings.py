@@ -210,10 +210,24 @@ class TrainSettings(_Model):
     )
 
 
+class ScoreSettings(_Model):
+    """Batch scoring (``kgrec score``, the kg_score DAG): which model, how many items, how many explanations."""
+
+    model: str | None = Field(default=None, description="model to score with; none: the first of train.models")
+    k: int = Field(default=20, ge=1, le=1000, description="recommendations per user")
+    paths: int = Field(default=3, ge=0, le=10, description="explanation paths per recommended item (0: none)")
+    chunk_users: int = Field(default=1024, ge=1, description="users scored per score_all call")
+    export: bool = Field(default=False, description="also write the lists as Parquet to lake/recommendations")
+
+
 class WarehouseSettings(_Model):
     """SQLAlchemy URL of the warehouse; default ``duckdb:///<home>/warehouse.duckdb``."""
 
     url: str | None = None
+    retention_days: int = Field(default=30, ge=1, description="days of scoring history kept per model, counted "
+                                "back from its newest run date")
+    checks: bool = Field(default=True, description="run sql/checks in each scoring run's transaction (a "
+                         "violation rolls the run back)")
 
     @model_validator(mode="after")
     def _scheme(self) -> WarehouseSettings:
@@ -243,6 +257,7 @@ class Settings(_Model):
     align: AlignSettings = AlignSettings()
     kg: KGSettings = KGSettings()
     train: TrainSettings = TrainSettings()
+    score: ScoreSettings = ScoreSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
 
     @model_validator(mode="after")
@@ -255,7 +270,7 @@ class Settings(_Model):
             )
         if self.warehouse.url is None:
             url = f"duckdb:///{self.home / 'warehouse.duckdb'}"
-            object.__setattr__(self, "warehouse", WarehouseSettings(url=url))
+            object.__setattr__(self, "warehouse", self.warehouse.model_copy(update={"url": url}))
         self._check_definitions()
         return self
 

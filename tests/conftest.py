@@ -94,3 +94,19 @@ def shared_dbpedia(serve_mirror, shared_data: Path) -> str:
 @pytest.fixture(scope="session")
 def shared_dbpedia_music(serve_mirror, shared_data: Path) -> str:
     return serve_mirror("shared-dbpedia-music", sorted((shared_data / "dbpedia-lastfm-hetrec").glob("*.nt.gz")))
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server for the session (initdb + pg_ctl in a temp dir, tests/pgserver.py); skipped
+    when the machine has no PostgreSQL binaries, except under CI=true where that is a failure."""
+    from tests.pgserver import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{exc} (CI must run the warehouse tests on a real PostgreSQL)")
+        pytest.skip(str(exc))
+    with server:
+        yield server
