@@ -10,9 +10,12 @@ the new one, never a half-written or mixed partition, and a re-run of a date rep
 
 from __future__ import annotations
 
+import atexit
+import gc
 import json
 import logging
 import re
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -101,6 +104,7 @@ class Warehouse:
         args = {"connect_timeout": connect_timeout_s} if url.startswith("postgresql") else {}
         if url.startswith("duckdb:///"):
             Path(url.removeprefix("duckdb:///")).parent.mkdir(parents=True, exist_ok=True)
+            _quiet_duckdb_exit()
         self.engine = sa.create_engine(url, connect_args=args, pool_pre_ping=True)
         self.dialect = self.engine.dialect.name  # "duckdb" | "postgresql"
 
@@ -299,6 +303,25 @@ class Warehouse:
             if rows:
                 found[path.stem] = rows
         return found
+
+
+def _quiet_duckdb_exit() -> None:
+    """DuckDB 2.0's bindings (nanobind) print a page of "leaked instance" warnings at interpreter exit when torch
+    and SQLAlchemy's duckdb dialect were loaded in the same process: its module-level type constants outlive
+    nanobind's own teardown. Nothing leaks at run time; clearing those modules at exit, after every other
+    handler, keeps the CLI's and the workers' stderr readable."""
+    if getattr(_quiet_duckdb_exit, "registered", False):
+        return
+    _quiet_duckdb_exit.registered = True  # type: ignore[attr-defined]
+
+    def tidy() -> None:
+        gc.collect()
+        for name, module in list(sys.modules.items()):
+            if name.startswith(("duckdb", "_duckdb")) and name != "duckdb_engine" and module is not None:
+                vars(module).clear()
+        gc.collect()
+
+    atexit.register(tidy)
 
 
 def statements(text: str) -> list[str]:

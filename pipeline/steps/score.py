@@ -76,7 +76,10 @@ def score(settings: Settings, run_date: date, *, model: str | None = None, versi
     k = k or settings.score.k
     per_item = settings.score.paths if paths is None else paths
     warehouse = Warehouse(settings.warehouse.url)
-    warehouse.ensure_schema()  # unreachable: fail here, before any work and before the lake is touched
+    try:
+        warehouse.ensure_schema()  # unreachable: fail here, before any work and before the lake is touched
+    finally:
+        warehouse.dispose()  # not held open while scoring (a DuckDB file admits one writing process)
     lake = Lake(settings.lake_root)
     kg_version = kg_store.published(lake)
     if kg_version is None:
