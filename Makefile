@@ -41,6 +41,7 @@ bench: setup
 	$(PY) bench/extract.py
 	$(PY) bench/align.py
 	$(PY) bench/kg.py
+	$(PY) bench/score.py
 
 # The README's model tables: kgcn-music under both protocols (RecBole on the identical split), then the
 # movielens profile's own KG (needs `kgrec -p movielens run --with-mirrors` first, for the cold-start split).

@@ -31,9 +31,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipeline.lake import LakeError
     from pipeline.mirror import MirrorError
     from pipeline.model_store import ModelStoreError
+    from pipeline.scoring import ScoringError
     from pipeline.settings import ConfigError
     from pipeline.steps.extract import ExtractError
-    from pipeline.scoring import ScoringError
     from pipeline.steps.publish import PublishRefused
     from pipeline.steps.score import ScoreError
     from pipeline.steps.train import TrainError

@@ -25,9 +25,10 @@ def synthetic_run(run_date: date, *, users: int = 100, k: int = 20, items: int =
                      "rank": np.tile(np.arange(1, k + 1, dtype=np.int16), n),
                      "score": (np.sort(rng.random((n, k)), axis=1)[:, ::-1]).reshape(-1)})
     top = recs.filter(pa.compute.equal(recs["rank"], 1))
+    note = '{"hops": [], "note": "synthetic, \\"quoted\\", with commas"}'
     explanations = pa.table({"user_id": top["user_id"], "item_id": top["item_id"],
                              "path_rank": np.ones(top.num_rows, dtype=np.int16),
-                             "path_json": ['{"hops": [], "note": "synthetic, \\"quoted\\", with commas"}'] * top.num_rows,
+                             "path_json": [note] * top.num_rows,
                              "explanation": ["Recommended because you watched *A, \"B\"*"] * top.num_rows})
     catalog = pa.table({"item_id": [f"i{j}" for j in range(items)],
                         "entity_iri": [f"http://example.org/item/{j}" for j in range(items)],
