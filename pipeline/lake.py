@@ -263,7 +263,7 @@ class Lake:
             table = table.to_arrow()
         if isinstance(table, pa.Table):
             if schema is not None:
-                table = _conform(table, schema, path)
+                table = conform(table, schema, path)
             pq.write_table(table, path, filesystem=self.fs, compression="zstd")
         else:
             writer = None
@@ -271,7 +271,7 @@ class Lake:
                 for batch in table:
                     batch_table = pa.Table.from_batches([batch])
                     if schema is not None:
-                        batch_table = _conform(batch_table, schema, path)
+                        batch_table = conform(batch_table, schema, path)
                     if writer is None:
                         writer = pq.ParquetWriter(path, batch_table.schema, filesystem=self.fs, compression="zstd")
                     writer.write_table(batch_table)
@@ -472,14 +472,15 @@ def _natural(key: Mapping[str, str]) -> list[tuple[int, int, str]]:
     return [(0, int(v), "") if v.isdigit() else (1, 0, v) for v in key.values()]
 
 
-def _conform(table: pa.Table, schema: pa.Schema, where: str) -> pa.Table:
+def conform(table: pa.Table, schema: pa.Schema, where: str, error: type[Exception] = LakeError) -> pa.Table:
+    """``table``'s columns of ``schema``, in its order and types; ``error`` names ``where`` and what is wrong."""
     missing = [f.name for f in schema if f.name not in table.column_names]
     if missing:
-        raise LakeError(f"{where}: missing columns {missing} of the contract schema")
+        raise error(f"{where}: missing columns {missing} of the contract schema (have {table.column_names})")
     try:
         return table.select(schema.names).cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise LakeError(f"{where}: does not fit the contract schema: {exc}") from None
+        raise error(f"{where}: does not fit the contract schema: {exc}") from None
 
 
 # Staging and trash entries are named "<partition>~<host>~<pid>~<uuid>" with "/" escaped, so a

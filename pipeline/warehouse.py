@@ -28,6 +28,7 @@ import polars as pl
 import pyarrow as pa
 import sqlalchemy as sa
 
+from pipeline.lake import conform
 from pipeline.settings import PROJECT_ROOT, redact_url
 
 log = logging.getLogger("kgrec.warehouse")
@@ -142,7 +143,7 @@ class Warehouse:
     # -- the partition swap ------------------------------------------------------------------
     def replace_partition(self, run: Run, *, retention_days: int | None = None, checks: bool = True) -> Written:
         """Write ``run`` as its ``(run_date, model)`` partition in one transaction (see the module docstring)."""
-        tables = {name: _conform(getattr(run, attr), STAGED[name], name) for name, attr in
+        tables = {name: conform(getattr(run, attr), STAGED[name], name, WarehouseError) for name, attr in
                   (("recommendations", "recommendations"), ("recommendation_explanations", "explanations"),
                    ("catalog_items", "items"))}
         params = {"run_date": run.run_date, "model": run.model, "run_id": run.run_id}
@@ -333,16 +334,6 @@ def statements(text: str) -> list[str]:
         if code:
             out.append(piece.strip())
     return out
-
-
-def _conform(table: pa.Table, schema: pa.Schema, name: str) -> pa.Table:
-    missing = [f.name for f in schema if f.name not in table.column_names]
-    if missing:
-        raise WarehouseError(f"{name}: the rows lack columns {missing} (have {table.column_names})")
-    try:
-        return table.select(schema.names).cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise WarehouseError(f"{name}: rows do not fit {schema}: {exc}") from None
 
 
 def _rowcount(result: sa.CursorResult) -> int:

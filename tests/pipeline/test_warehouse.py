@@ -102,7 +102,7 @@ def test_a_failing_run_rolls_back_and_leaves_the_previous_one(wh: Warehouse, bre
     bad = type(bad)(**{**bad.__dict__, "recommendations": recs})
     # a duplicate rank: PostgreSQL's unique index refuses it, DuckDB's checks do
     expected = {"null item": "item_id", "duplicate rank": "recommendations_unique_rank|recommendations_key",
-                "missing column": r"lack columns \['score'\]"}[breakage]
+                "missing column": r"missing columns \['score'\]"}[breakage]
     with pytest.raises(WarehouseError, match=expected) as caught:
         wh.replace_partition(bad)
     if breakage == "duplicate rank" and wh.dialect == "duckdb":
