@@ -95,6 +95,9 @@ def _parser() -> argparse.ArgumentParser:
             _extract_args(step_parser)
         if name == "align":
             _align_args(step_parser)
+        if name == "publish":
+            step_parser.add_argument("--force", action="store_true", help="publish the date's version even when "
+                                     "it is older than the published one (a rollback); never an unvalidated one")
 
     evaluate = sub.add_parser("align-eval", help="grade alignment links against gold links",
                               description="Precision, recall and F1 of the accepted links, overall and per "
@@ -244,7 +247,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def _cmd_step(args: argparse.Namespace) -> int:
     from pipeline.steps import STEPS
 
-    result = STEPS[args.step](_settings(args), _run_date(args))
+    extra = {"force": args.force} if args.step == "publish" else {}
+    result = STEPS[args.step](_settings(args), _run_date(args), **extra)
     print(result.summary() if hasattr(result, "summary") else result)
     return 0
 

@@ -8,14 +8,20 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.cli import UsageError, _date_arg, _run_date, _settings  # cli imports this module inside _parser()
+from pipeline.cli import (  # cli imports this module inside _parser()
+    UsageError,
+    _date_arg,
+    _run_date,
+    _settings,
+)
 
 
 def add_model_commands(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train models on the published KG (new model versions)",
                            description="Trains each model (default: the profile's [train] models) on the "
                            "published KG to early stopping and stores <home>/models/<model>/version=N/ "
-                           "(model.pt, config.json, metrics.jsonl, eval.json).")
+                           "(model.pt, config.json, metrics.jsonl, eval.json), then promotes each new version "
+                           "that passes the regression gate (kgrec promote).")
     _date_arg(train)
     train.add_argument("--model", action="append", dest="models", metavar="NAME",
                        help="a model to train (repeatable; default: the profile's train.models)")
@@ -24,7 +30,17 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
                        help="hyperparameter override, e.g. hops=2 or train.lr=0.001 (repeatable)")
     train.add_argument("--resume", action="store_true", help="continue the model's interrupted run")
+    train.add_argument("--no-promote", action="store_true", help="keep the promoted versions as they are")
     train.set_defaults(handler=_cmd_train)
+
+    promote = sub.add_parser("promote", help="make a model version the one scoring uses, unless it regresses",
+                             description="Compares the version's test metric (eval.json) with the promoted "
+                             "version's (train.gate_metric, default recall@20 / AUC / MRR by protocol) and promotes "
+                             "it unless it is more than train.tolerance below; the decision goes to its gate.json.")
+    promote.add_argument("--model", required=True, metavar="NAME")
+    promote.add_argument("--version", type=int, help="model version (default: the latest)")
+    promote.add_argument("--force", action="store_true", help="promote even when it regresses (a rollback)")
+    promote.set_defaults(handler=_cmd_promote)
 
     evaluate = sub.add_parser("evaluate", help="evaluate a stored model version on its KG version",
                               description="Test and cold-start metrics of a stored model (default: its latest "
@@ -35,12 +51,13 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
 
     score = sub.add_parser("score", help="score users with a trained model into the warehouse (with explanations)",
                            description="Ranks every user's unseen items with a trained model (default: the profile's "
-                           "score.model, else the first of train.models; its latest version) on the published KG, "
-                           "explains each recommendation with the model's best KG paths, and replaces the run "
-                           "date's partition of the warehouse tables in one transaction.")
+                           "score.model, else the first of train.models; its promoted version, else the latest) on "
+                           "the published KG, explains each recommendation with the model's best KG paths, and "
+                           "replaces the run date's partition of the warehouse tables in one transaction.")
     _date_arg(score)
     score.add_argument("--model", metavar="NAME", help="model to score with")
-    score.add_argument("--version", type=int, help="model version (default: the latest)")
+    score.add_argument("--version", type=int,
+                       help="model version (default: the promoted one, else the latest)")
     score.add_argument("--user", action="append", dest="users", metavar="USER_ID",
                        help="score only this user (repeatable); the partition keeps the other users' lists")
     score.add_argument("--users-file", type=Path, metavar="FILE", help="score only the user ids in FILE (one a line)")
@@ -82,14 +99,26 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from pipeline.steps.promote import promote
     from pipeline.steps.train import train
 
-    folders = train(_settings(args), _run_date(args), models=args.models,
+    settings = _settings(args)
+    folders = train(settings, _run_date(args), models=args.models,
                     overrides=_assignments(args.assignments), epochs=args.epochs, device=args.device,
                     resume=args.resume)
     for folder in folders:
         print(folder)
+        if not args.no_promote:
+            print("  " + promote(settings, folder.parent.name, int(folder.name.removeprefix("version="))).summary())
     return 0
+
+
+def _cmd_promote(args: argparse.Namespace) -> int:
+    from pipeline.steps.promote import promote
+
+    result = promote(_settings(args), args.model, args.version, force=args.force)
+    print(result.summary())
+    return 0 if result.promoted else 1
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

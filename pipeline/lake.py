@@ -191,7 +191,7 @@ class Lake:
         ``attachments`` are other files for people (``review.csv``, ``report.html``), written and
         swapped in with the tables and recorded in the manifest.
         """
-        if not tables and not carry_over:
+        if not tables and not carry_over and not attachments:
             raise LakeError(f"{dataset}/{partition_name(key)}: nothing to write")
         attachments = dict(attachments or {})
         for name in (f"{t}.parquet" for t in tables):

@@ -6,6 +6,9 @@ A version holds ``model.pt`` (the best ``state_dict``, loaded with ``weights_onl
 ``eval.json`` (test and cold-start metrics). Training writes into ``version=N.partial/`` and renames
 it into place when done, so a listed version is always complete; an interrupted run leaves its
 ``.partial`` folder, which ``kgrec train --resume`` continues.
+
+``<home>/models/<model>/_CURRENT`` names the promoted version, the one scoring uses by default: a new version
+is promoted only when it passes the regression gate (:mod:`pipeline.steps.promote`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 VERSION = re.compile(r"^version=(\d+)$")
 PARTIAL = re.compile(r"^version=(\d+)\.partial$")
+CURRENT = "_CURRENT"
 
 
 class ModelStoreError(LookupError):
@@ -40,6 +44,27 @@ def latest(home: Path, model: str) -> int:
         raise ModelStoreError(f"no trained {model!r} model under {root(home, model)}: "
                               f"run `kgrec train --model {model}`")
     return found[-1]
+
+
+def current(home: Path, model: str) -> int | None:
+    """The promoted version, if one is."""
+    pointer = root(home, model) / CURRENT
+    return int(pointer.read_text(encoding="utf-8").strip()) if pointer.is_file() else None
+
+
+def set_current(home: Path, model: str, version: int) -> None:
+    """Point ``_CURRENT`` at ``version`` (atomically: readers see the old or the new pointer)."""
+    path(home, model, version)  # must exist
+    pointer = root(home, model) / CURRENT
+    tmp = pointer.with_name(f".{CURRENT}.tmp")
+    tmp.write_text(f"{version}\n", encoding="utf-8")
+    os.replace(tmp, pointer)
+
+
+def serving(home: Path, model: str) -> int:
+    """The version scoring uses: the promoted one, else (nothing promoted yet) the latest."""
+    promoted = current(home, model)
+    return promoted if promoted is not None else latest(home, model)
 
 
 def path(home: Path, model: str, version: int) -> Path:

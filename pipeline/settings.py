@@ -108,6 +108,8 @@ class CatalogSettings(_Model):
         "synthetic: seeded synthetic users; none; or a CSV path (user_id,item_id,weight[,ts])",
     )
     synthetic: SyntheticSettings = SyntheticSettings()
+    limit: int | None = Field(default=None, ge=1, description="keep only the first N items of the catalog (in "
+                              "file order) and their interactions; none: all (a smaller trial run, or a backfill)")
 
 
 class ExtractSettings(_Model):
@@ -208,6 +210,12 @@ class TrainSettings(_Model):
     hyper: dict[str, dict[str, Any]] = Field(
         default={}, description="per-model overrides of models/defaults.toml, e.g. {kgcn = {hops = 2}}"
     )
+    tolerance: float = Field(default=0.05, ge=0, le=1, description="promotion gate: a new version is promoted "
+                             "unless its test metric is more than this fraction below the promoted version's")
+    gate_metric: str | None = Field(default=None, description="the gate's test metric; none: recall@20 (ranking), "
+                                    "auc (ctr), mrr (link prediction)")
+    queue: str | None = Field(default=None, description="Airflow queue of the training tasks (e.g. gpu, served by "
+                              "the GPU Celery worker); read by the kg_train DAG from KGREC_TRAIN__QUEUE when parsed")
 
 
 class ScoreSettings(_Model):

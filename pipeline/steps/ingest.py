@@ -59,6 +59,11 @@ def load_catalog(cfg: CatalogSettings) -> tuple[Catalog, dict[str, pl.DataFrame]
             catalog, interactions=interactions, rejects=pl.concat([catalog.rejects, *rejects]),
             inputs=[*catalog.inputs, cfg.interactions],
         )
+    if cfg.limit is not None and catalog.items.height > cfg.limit:
+        log.info("ingest: catalog.limit keeps the first %d of %d items", cfg.limit, catalog.items.height)
+        items = catalog.items.head(cfg.limit)
+        kept = catalog.interactions.filter(pl.col("item_id").is_in(items["item_id"].implode()))
+        catalog = replace(catalog, items=items, interactions=kept)
     return catalog, extra_tables
 
 

@@ -5,7 +5,8 @@ recorded by ``validate`` match the manifest's, and the files match the manifest)
 replaced atomically; readers see the old or the new version. Every publish is appended to
 ``lake/kg/_HISTORY.jsonl``. A backfill of a date older than the published version's is built and
 validated but not published (``_CURRENT`` never moves back in time); re-publishing the current
-version does nothing.
+version does nothing. ``force=True`` publishes an older version anyway (a deliberate rollback to that date's
+KG); it never publishes a version that failed or skipped validation.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class PublishResult:
         return f"publish: {self.reason}"
 
 
-def publish(settings: Settings, run_date: date) -> PublishResult:
+def publish(settings: Settings, run_date: date, *, force: bool = False) -> PublishResult:
     lake = Lake(settings.lake_root)
     version = kg_store.version_for(lake, run_date, "publish")
     manifest = kg_store.manifest(lake, version)
@@ -57,19 +58,20 @@ def publish(settings: Settings, run_date: date) -> PublishResult:
         result = PublishResult(version, False, current, f"KG version {version} is already published")
         log.info(result.summary())
         return result
-    if current is not None:
-        current_date = kg_store.manifest(lake, current).extra.get("run_date", "")
-        if current_date > run_date.isoformat():
-            result = PublishResult(version, False, current, (
-                f"KG version {version} ({run_date}) is older than the published version {current} ({current_date}): "
-                "kept _CURRENT (a backfill never moves it back)"))
-            log.warning(result.summary())
-            return result
+    current_date = kg_store.manifest(lake, current).extra.get("run_date", "") if current is not None else ""
+    rollback = current_date > run_date.isoformat()
+    if rollback and not force:
+        result = PublishResult(version, False, current, (
+            f"KG version {version} ({run_date}) is older than the published version {current} ({current_date}): "
+            "kept _CURRENT (a backfill never moves it back; force-publish rolls back)"))
+        log.warning(result.summary())
+        return result
     lake.publish(kg_store.DATASET, kg_store.key(version))
     _append_history(lake, {"version": version, "run_date": run_date.isoformat(), "previous": current,
                            "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
                            "counts": manifest.extra.get("counts")})
-    result = PublishResult(version, True, current, f"KG version {version} ({run_date}) published "
+    result = PublishResult(version, True, current, f"KG version {version} ({run_date}) published"
+                           f"{' by force, rolling back' if rollback else ''} "
                            f"(was {current}) -> {lake.dataset_path(kg_store.DATASET)}/_CURRENT")
     log.info(result.summary())
     return result

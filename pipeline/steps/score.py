@@ -1,9 +1,9 @@
 """Score: every user's top-K items with explanations, from a trained model, into the warehouse.
 
 Checks the warehouse first (an unreachable one fails the step before anything is computed or written), then loads
-the published KG and the model (latest version unless told; refused when it was trained on another KG version),
-ranks each user's unseen items (:mod:`pipeline.scoring`), renders the model's best paths as text and JSON
-(:mod:`pipeline.explain_text`) and swaps the run's ``(run_date, model)`` partition in one transaction
+the published KG and the model (its promoted version, else the latest, unless told; refused when it was trained on
+another KG version), ranks each user's unseen items (:mod:`pipeline.scoring`), renders the model's best paths as
+text and JSON (:mod:`pipeline.explain_text`) and swaps the run's ``(run_date, model)`` partition in one transaction
 (:mod:`pipeline.warehouse`). Scoring a list of users replaces only their lists; the partition keeps everyone
 else's. With ``score.export``, the same tables go to ``lake/recommendations/model=M/run_date=D/`` afterwards.
 """
@@ -86,7 +86,7 @@ def score(settings: Settings, run_date: date, *, model: str | None = None, versi
         raise ScoreError(f"no published KG in {settings.lake_root}: run `kgrec build`, `kgrec validate` and "
                          "`kgrec publish` first")
     folder = model_store.path(settings.home, name, version if version is not None else
-                              model_store.latest(settings.home, name))
+                              model_store.serving(settings.home, name))
     model_version = int(folder.name.removeprefix("version="))
     kg = kg_store.read(lake, kg_version)
     data = model_inputs(kg)

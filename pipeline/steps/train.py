@@ -37,12 +37,18 @@ def train(
     epochs: int | None = None,
     device: str | None = None,
     resume: bool = False,
+    reuse: bool = False,
 ) -> list[Path]:
-    """Train every model of ``settings.train.models`` (or ``models``); returns their version folders."""
+    """Train every model of ``settings.train.models`` (or ``models``); returns their version folders.
+
+    ``reuse=True`` (the Airflow task) makes a re-run of the same date idempotent: a complete version trained
+    for ``run_date`` on the same KG version with the same settings is returned instead of training again, and an
+    interrupted one is resumed.
+    """
     kg_version, data = published_data(settings)
     log.info("train: KG version %d: %s", kg_version, data.summary())
-    return [train_one(settings, name, data, kg_version, overrides=overrides, epochs=epochs, device=device,
-                      resume=resume) for name in models or settings.train.models]
+    return [train_one(settings, name, data, kg_version, run_date=run_date, overrides=overrides, epochs=epochs,
+                      device=device, resume=resume or reuse, reuse=reuse) for name in models or settings.train.models]
 
 
 def published_data(settings: Settings, version: int | None = None):
@@ -69,8 +75,9 @@ def model_inputs(kg):
     return from_tables(**tables)
 
 
-def train_one(settings: Settings, name: str, data, kg_version: int, *, overrides: dict[str, Any] | None = None,
-              epochs: int | None = None, device: str | None = None, resume: bool = False) -> Path:
+def train_one(settings: Settings, name: str, data, kg_version: int, *, run_date: date | None = None,
+              overrides: dict[str, Any] | None = None, epochs: int | None = None, device: str | None = None,
+              resume: bool = False, reuse: bool = False) -> Path:
     from models import distributed
     from models.fit import fit
 
@@ -80,7 +87,13 @@ def train_one(settings: Settings, name: str, data, kg_version: int, *, overrides
                      epochs=epochs or settings.train.epochs or config.epochs)
     protocol = settings.train.protocol
     planned = {"model": name, "kg_version": kg_version, "protocol": protocol, "hyper": hyper,
-               "train": asdict(config), "data": data.summary(), "code_version": __version__}
+               "train": asdict(config), "data": data.summary(), "code_version": __version__,
+               "run_date": run_date.isoformat() if run_date else None}
+    done = distributed.from_main(_trained(settings.home, name, planned) if ctx.main else None, ctx) if reuse else None
+    if done is not None:
+        log.info("train: %s %s was trained for %s on KG version %d with these settings: kept, not retrained",
+                 name, done.name, run_date, kg_version)
+        return done
     folder = distributed.from_main(_folder(settings.home, name, planned, resume) if ctx.main else None, ctx)
     if ctx.main:
         model_store.write_json(folder / "config.json", planned)
@@ -153,11 +166,24 @@ def _hyperparameters(settings: Settings, name: str, overrides: dict[str, Any] | 
         raise TrainError(str(exc).strip("'\"")) from None
 
 
+SAME_RUN = ("kg_version", "protocol", "hyper", "train", "run_date")
+
+
+def _trained(home: Path, name: str, planned: dict[str, Any]) -> Path | None:
+    """The newest complete version trained with the same KG, settings and run date, if any."""
+    for version in reversed(model_store.versions(home, name)):
+        folder = model_store.path(home, name, version)
+        before = model_store.read_json(folder / "config.json")
+        if all(before.get(k) == planned[k] for k in SAME_RUN):
+            return folder
+    return None
+
+
 def _folder(home: Path, name: str, planned: dict[str, Any], resume: bool) -> Path:
     if resume and (found := model_store.partial(home, name)) is not None:
         before = model_store.read_json(found / "config.json") if (found / "config.json").exists() else {}
         same = {k: before.get(k) for k in ("kg_version", "protocol", "hyper")} == \
-            {k: planned[k] for k in ("kg_version", "protocol", "hyper")}
+            {k: planned[k] for k in ("kg_version", "protocol", "hyper")}  # run_date may differ: a resume is a resume
         if not same:
             raise TrainError(f"cannot resume {found}: it was started with other settings "
                              f"(kg_version/protocol/hyper {before.get('kg_version')}/{before.get('protocol')}/"

@@ -72,6 +72,7 @@ def validate(settings: Settings, run_date: date) -> ValidateResult:
     if not result.success:
         for outcome in result.failed():
             log.error("validate: %s (%s) failed: %s", outcome.name, outcome.suite, outcome.examples[:3])
+        log.error("validate: the report (%s):\n%s", out.report_path, result.report())
         raise ValidationFailed(f"{out.summary()}\n_CURRENT stays on version {current}; see the report for "
                                "example rows")
     log.info(out.summary())
