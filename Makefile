@@ -8,10 +8,13 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 KGREC  := $(VENV)/bin/kgrec
 STAMP  := $(VENV)/.kgrec-setup
 
-.PHONY: setup run test bench bench-models lock sample clean help
+.PHONY: setup run airflow airflow-stop test bench bench-models lock sample clean help
 
 help:
-	@echo "make run    set up (first time) and run the pipeline end to end on the current profile (default: sample)"
+	@echo "make run    set up (first time), then kg_refresh -> kg_train -> kg_score with Airflow's dag.test() on the"
+	@echo "           current profile (default: sample), into the warehouse var/warehouse.duckdb"
+	@echo "make airflow  airflow standalone on http://127.0.0.1:8080 with the kgrec DAGs (Ctrl-C stops it all)"
+	@echo "make airflow-stop  stop a standalone started with DETACH=1"
 	@echo "make test   set up (first time) and run the test suite"
 	@echo "make setup  create .venv and install the pinned dependencies (idempotent)"
 	@echo "make bench  run the benchmark scripts in bench/ (needs ../shared/data)"
@@ -31,8 +34,17 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
+# The whole chain in-process (Airflow's SQLite metadata in var/airflow), local mirrors started and stopped.
 run: setup
-	$(KGREC) run --with-mirrors
+	$(PY) dags/local.py run $(if $(DATE),--date $(DATE))
+
+# The UI: airflow standalone on 127.0.0.1:$(PORT), in its own process group; DETACH=1 returns once it answers.
+PORT ?= 8080
+airflow: setup
+	$(PY) dags/local.py standalone --port $(PORT) $(if $(DETACH),--detach)
+
+airflow-stop:
+	$(PY) dags/local.py stop
 
 test: setup
 	$(PY) -m pytest

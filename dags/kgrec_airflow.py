@@ -19,18 +19,15 @@ KG = Asset("kg", uri="kgrec://lake/kg", group="kgrec")
 MODEL = Asset("model", uri="kgrec://models", group="kgrec")
 RECOMMENDATIONS = Asset("recommendations", uri="kgrec://warehouse/recommendations", group="kgrec")
 
-# Failures a retry cannot fix fail the task at once: a KG that failed its suites, bad settings or params, a model
-# that cannot train or be scored, bad catalog rows. Everything else (an endpoint or warehouse that is down, a
+# Failures a retry cannot fix (pipeline.errors.PermanentError: a KG that failed its suites, bad settings or params, a
+# model that cannot train or be scored) fail the task at once. Everything else (an endpoint or warehouse that is down, a
 # killed worker) is retried with exponential backoff.
-NO_RETRY = ExceptionRetryPolicy(rules=[RetryRule(
-    exception=["pipeline.steps.validate.ValidationFailed", "pipeline.steps.publish.PublishRefused",
-               "pipeline.settings.ConfigError", "pipeline.steps.train.TrainError", "pipeline.steps.score.ScoreError",
-               "pipeline.model_store.ModelStoreError", "kg_build.catalog.CatalogError"],
-    action=RetryAction.FAIL, reason="not fixed by retrying: see the error")])
+NO_RETRY = ExceptionRetryPolicy(rules=[RetryRule(exception="pipeline.errors.PermanentError", action=RetryAction.FAIL,
+                                                 reason="retrying cannot fix it: see the error")])
 DEFAULT_ARGS: dict[str, Any] = {
     "owner": "kgrec",
     "retry_policy": NO_RETRY,
-    "retries": int(os.environ.get("KGREC_AIRFLOW_RETRIES", "2")),
+    "retries": 2,
     "retry_delay": timedelta(minutes=1),
     "retry_exponential_backoff": 2.0,
     "max_retry_delay": timedelta(minutes=30),
@@ -39,9 +36,10 @@ TAGS = ["kgrec"]
 # build, validate and publish share the lake's vocabularies, version numbers and _CURRENT: one at a time across
 # runs (a backfill starts up to --max-active-runs dates at once). `airflow pools set kgrec_kg 1 ...` creates it.
 KG_POOL = "kgrec_kg"
-# The training tasks' queue (the GPU Celery worker listens on `gpu`); read when the file is parsed.
+# Read when the files are parsed, from the variables of the settings keys train.queue and airflow.refresh_cron:
+# the training tasks' queue (the GPU Celery worker listens on `gpu`) and the nightly schedule (UTC).
 TRAIN_QUEUE = os.environ.get("KGREC_TRAIN__QUEUE") or "default"
-NIGHTLY = os.environ.get("KGREC_REFRESH_CRON", "0 2 * * *")
+NIGHTLY = os.environ.get("KGREC_AIRFLOW__REFRESH_CRON") or "0 2 * * *"
 
 
 def settings(params: Mapping[str, Any] | None = None):  # noqa: ANN201 - pipeline.settings.Settings

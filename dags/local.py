@@ -26,13 +26,17 @@ DAGS = Path(__file__).resolve().parent
 ROOT = DAGS.parent
 CHAIN = ("kg_refresh", "kg_train", "kg_score")
 KG_POOL = "kgrec_kg"  # as in kgrec_airflow.KG_POOL (this file does not import Airflow before the env is set)
-SAMPLE_SQL = """select user_id, rank, title, explanation
-from recommendations_enriched
-where run_date = :run_date
-  and model = :model
-  and user_id in (select distinct user_id from recommendations where run_date = :run_date order by user_id limit 3)
-  and rank <= 5
-order by user_id, rank"""
+SAMPLE_SQL = """select r.user_id, r.rank, c.title, e.explanation
+from recommendations r
+join scoring_runs s on s.run_id = r.run_id and s.status = 'succeeded'
+left join catalog_items c on c.item_id = r.item_id
+left join recommendation_explanations e
+  on e.run_id = r.run_id and e.user_id = r.user_id and e.item_id = r.item_id and e.path_rank = 1
+where r.run_date = :run_date
+  and r.model = :model
+  and r.rank <= 5
+  and r.user_id in (select distinct user_id from recommendations where run_date = :run_date order by user_id limit 3)
+order by r.user_id, r.rank"""
 
 
 def airflow_env(home: Path, port: int = 8080) -> dict[str, str]:
@@ -49,6 +53,8 @@ def airflow_env(home: Path, port: int = 8080) -> dict[str, str]:
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__CORE__PARALLELISM": "4",  # 2 cores: up to 4 task processes, mostly waiting on I/O
+        # live at once: kg_refresh runs nightly, and Asset events queue kg_train and kg_score (as in production)
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
@@ -210,7 +216,7 @@ def _show_results(settings, run_date: date) -> None:  # noqa: ANN001
           f"scoring_runs; views latest_recommendations, recommendations_enriched)")
     print(f"report:  {settings.lake_root / 'reports' / f'run_date={run_date}' / 'report.html'}")
     print(f"\n{SAMPLE_SQL.replace(':run_date', repr(run_date.isoformat())).replace(':model', repr(model))};\n")
-    with pl.Config(tbl_rows=20, fmt_str_lengths=90, tbl_width_chars=220, tbl_hide_dataframe_shape=True,
+    with pl.Config(tbl_rows=20, fmt_str_lengths=70, tbl_width_chars=180, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True):
         print(frame)
 

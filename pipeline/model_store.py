@@ -19,12 +19,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+from pipeline.errors import PermanentError
+
 VERSION = re.compile(r"^version=(\d+)$")
 PARTIAL = re.compile(r"^version=(\d+)\.partial$")
 CURRENT = "_CURRENT"
 
 
-class ModelStoreError(LookupError):
+class ModelStoreError(LookupError, PermanentError):
     """No such model or version; the message names what is missing and the command to make it."""
 
 

@@ -24,6 +24,23 @@ DATASET = "reports"
 PAGE = "report.html"
 SAMPLE_USERS = 3
 SAMPLE_K = 5
+# The date's own live runs (not the latest_recommendations view, which holds each model's newest date only).
+SAMPLES_SQL = """
+with live as (
+    select run_id from scoring_runs where run_date = :d and status = 'succeeded'
+),
+sampled as (
+    select distinct user_id from recommendations where run_id in (select run_id from live) order by user_id limit :n
+)
+select r.model, r.user_id, r.rank, c.title, e.explanation
+from recommendations r
+join sampled on sampled.user_id = r.user_id
+left join catalog_items c on c.item_id = r.item_id
+left join recommendation_explanations e
+    on e.run_id = r.run_id and e.user_id = r.user_id and e.item_id = r.item_id and e.path_rank = 1
+where r.run_id in (select run_id from live) and r.rank <= :k
+order by r.model, r.user_id, r.rank
+"""
 
 
 @dataclass(frozen=True)
@@ -98,11 +115,7 @@ def _scoring(settings: Settings, run_date: date) -> tuple[list[dict[str, Any]], 
             "select run_id, model, model_version, kg_version, status, row_count, explanation_count, error "
             "from scoring_runs "
             "where run_date = :d order by started_at", {"d": run_date})
-        samples = warehouse.frame(
-            "with users as (select distinct user_id from recommendations_enriched where run_date = :d "
-            "order by user_id limit :n) select r.model, r.user_id, r.rank, r.title, r.explanation "
-            "from recommendations_enriched r join users using (user_id) where r.run_date = :d and r.rank <= :k "
-            "order by r.model, r.user_id, r.rank", {"d": run_date, "n": SAMPLE_USERS, "k": SAMPLE_K})
+        samples = warehouse.frame(SAMPLES_SQL, {"d": run_date, "n": SAMPLE_USERS, "k": SAMPLE_K})
     except WarehouseError as exc:  # no warehouse yet (the KG DAG ran first) or no tables: the page says so
         log.info("report: no scoring runs read from the warehouse (%s)", str(exc).splitlines()[0])
         return [], []
@@ -158,7 +171,8 @@ def _page(facts: dict[str, Any], samples: list[dict[str, Any]]) -> str:
     if samples:
         parts.append("<h3>Sample explanations</h3>")
         parts.append(_table(["model", "user", "rank", "item", "why"],
-                            [[s["model"], s["user_id"], s["rank"], s["title"], s["explanation"]] for s in samples]))
+                            [[s["model"], s["user_id"], s["rank"], s["title"] or "",
+                              s["explanation"] or "(no KG path links it to the user's history)"] for s in samples]))
     return "\n".join(parts)
 
 

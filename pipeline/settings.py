@@ -33,6 +33,7 @@ from pydantic import (
 
 from kg_build.sources import SourceDefinitionError, load_definitions
 from pipeline import __version__
+from pipeline.errors import PermanentError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -40,7 +41,7 @@ ENV_PREFIX = "KGREC_"
 DEFAULT_PROFILE = "sample"
 
 
-class ConfigError(ValueError):
+class ConfigError(ValueError, PermanentError):
     """Invalid configuration; the message names every bad key, its source and what is allowed."""
 
 
@@ -215,7 +216,7 @@ class TrainSettings(_Model):
     gate_metric: str | None = Field(default=None, description="the gate's test metric; none: recall@20 (ranking), "
                                     "auc (ctr), mrr (link prediction)")
     queue: str | None = Field(default=None, description="Airflow queue of the training tasks (e.g. gpu, served by "
-                              "the GPU Celery worker); read by the kg_train DAG from KGREC_TRAIN__QUEUE when parsed")
+                              "the GPU Celery worker); the kg_train DAG reads KGREC_TRAIN__QUEUE when parsed")
 
 
 class ScoreSettings(_Model):
@@ -249,6 +250,14 @@ class WarehouseSettings(_Model):
         return self
 
 
+class AirflowSettings(_Model):
+    """Orchestration settings the DAG files read from the environment when parsed (no file I/O at parse time)."""
+
+    refresh_cron: Annotated[str, Field(pattern=r"^\S+( \S+){4}$")] = Field(
+        default="0 2 * * *", description="kg_refresh's schedule (UTC cron, five fields); the DAG reads "
+        "KGREC_AIRFLOW__REFRESH_CRON")
+
+
 class Settings(_Model):
     """Everything a step needs; loaded once at the edge by :func:`load_settings`."""
 
@@ -267,6 +276,7 @@ class Settings(_Model):
     train: TrainSettings = TrainSettings()
     score: ScoreSettings = ScoreSettings()
     warehouse: WarehouseSettings = WarehouseSettings()
+    airflow: AirflowSettings = AirflowSettings()
 
     @model_validator(mode="after")
     def _finish(self) -> Settings:

@@ -48,23 +48,26 @@ def promote(settings: Settings, model: str, version: int | None = None, *, force
     current = model_store.current(home, model)
     tolerance = settings.train.tolerance
     current_value = None
-    if current == version:
-        reason = f"already promoted ({metric} {value:.4f})"
-        promoted = True
-    elif current is None:
+    if current == version:  # a re-run: the recorded decision stands
+        result = PromoteResult(model, version, True, metric, value, current, None, tolerance,
+                               f"already promoted ({metric} {value:.4f})")
+        log.info(result.summary())
+        return result
+    if current is None:
         reason = f"promoted: the first promoted version ({metric} {value:.4f})"
         promoted = True
     else:
-        current_metric, current_value = _metric(settings, model, current, metric)
+        _, current_value = _metric(settings, model, current, metric)
         floor = current_value * (1 - tolerance)
         promoted = value >= floor or force
         verdict = "promoted" if value >= floor else "promoted by force despite" if force else "REJECTED:"
         reason = (f"{verdict} {metric} {value:.4f} vs {current_value:.4f} of version={current} (floor "
                   f"{floor:.4f} at tolerance {tolerance:.0%})" + ("" if promoted else f"; version={current} stays"))
-    if promoted and current != version:
+    forced = promoted and current_value is not None and value < current_value * (1 - tolerance)
+    if promoted:
         model_store.set_current(home, model, version)
     result = PromoteResult(model, version, promoted, metric, value, current, current_value, tolerance, reason)
-    model_store.write_json(folder / GATE, {**asdict(result), "forced": force and promoted and current != version,
+    model_store.write_json(folder / GATE, {**asdict(result), "forced": forced,
                                            "decided_at": datetime.now(UTC).isoformat(timespec="seconds")})
     (log.info if promoted else log.warning)(result.summary())
     return result

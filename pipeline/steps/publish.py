@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from pipeline import kg_store
+from pipeline.errors import PermanentError
 from pipeline.lake import Lake
 from pipeline.settings import Settings
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 HISTORY = "_HISTORY.jsonl"
 
 
-class PublishRefused(RuntimeError):
+class PublishRefused(RuntimeError, PermanentError):
     """The version cannot be published; the message says why and what to run."""
 
 

@@ -21,6 +21,7 @@ from typing import Any
 import polars as pl
 
 from pipeline import kg_store, model_store
+from pipeline.errors import PermanentError
 from pipeline.lake import Lake
 from pipeline.settings import Settings, config_hash
 from pipeline.steps.train import model_inputs
@@ -30,7 +31,7 @@ log = logging.getLogger("kgrec.score")
 EXPORT = "recommendations"
 
 
-class ScoreError(ValueError):
+class ScoreError(ValueError, PermanentError):
     """Scoring cannot start: no such model or users, or a model that does not fit the KG."""
 
 

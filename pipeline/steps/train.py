@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline import __version__, kg_store, model_store
+from pipeline.errors import PermanentError
 from pipeline.lake import Lake, LakeError
 from pipeline.settings import Settings
 
@@ -24,7 +25,7 @@ log = logging.getLogger("kgrec.train")
 SHOWN = ("recall@20", "ndcg@20", "auc", "f1", "mrr", "hits@10")  # the test metrics in the summary line
 
 
-class TrainError(ValueError):
+class TrainError(ValueError, PermanentError):
     """Training cannot start (unknown model, bad hyperparameter, no KG, mismatched resume)."""
 
 

@@ -16,6 +16,7 @@ from datetime import date
 
 from kg_build.validate import DriftBand, validate_kg
 from pipeline import kg_store
+from pipeline.errors import PermanentError
 from pipeline.lake import Lake
 from pipeline.settings import Settings
 
@@ -24,7 +25,7 @@ RESULTS = "validation/results.json"
 REPORT = "validation/report.md"
 
 
-class ValidationFailed(RuntimeError):
+class ValidationFailed(RuntimeError, PermanentError):
     """A KG version failed its suites; the message names each failed check and the report."""
 
 

@@ -27,6 +27,7 @@ from pipeline.steps.validate import ValidationFailed, validate
 from tests.conftest import kgrec
 
 DAY = date(2026, 11, 21)
+NEXT = date(2026, 11, 22)  # the next night
 D = {"run_date": "2026-11-21"}
 P577 = "http://www.wikidata.org/prop/direct/P577"
 
@@ -106,8 +107,9 @@ def test_build_validate_publish_twice_with_the_cli_changes_no_id_and_no_file_has
     vocab_files = {p.name: p.read_bytes() for p in (home / "lake" / "vocab").glob("*.parquet")}
     assert set(vocab_files) == {"entities.parquet", "relations.parquet", "items.parquet", "users.parquet"}
 
+    copy_night(lake, DAY, NEXT)
     for step in ("build", "validate", "publish"):  # the next night, nothing changed upstream
-        run = kgrec(step, "--date", str(DAY), env=env)
+        run = kgrec(step, "--date", str(NEXT), env=env)
         assert run.returncode == 0, run.stderr
     assert kg_store.versions(lake) == [1, 2] and kg_store.published(lake) == 2
     assert hashes(lake, 1) == hashes(lake, 2)
@@ -117,7 +119,7 @@ def test_build_validate_publish_twice_with_the_cli_changes_no_id_and_no_file_has
     lake.verify("kg", kg_store.key(2))
     history = [json.loads(line) for line in (home / "lake" / "kg" / "_HISTORY.jsonl").read_text().splitlines()]
     assert [(h["version"], h["previous"]) for h in history] == [(1, None), (2, 1)]
-    again = kgrec("publish", "--date", str(DAY), env=env)
+    again = kgrec("publish", "--date", str(NEXT), env=env)
     assert "already published" in again.stdout
 
     # The published KG goes to RecBole and KGAT as it is.
@@ -131,6 +133,17 @@ def test_build_validate_publish_twice_with_the_cli_changes_no_id_and_no_file_has
     assert run.returncode == 0 and (out / "kgat" / "kg_final.txt").is_file(), run.stderr
     run = kgrec("export", "kgat", "--out", str(out / "x"), "--version", "9", env=env)
     assert run.returncode == 1 and "KG version 9 does not exist" in run.stderr
+
+
+def copy_night(lake: Lake, night: date, to: date) -> None:
+    """Copy a night's upstream partitions (catalog, interactions, alignment, raw triples) to another night."""
+    for dataset in ("catalog", "interactions", "alignment", "raw_triples"):
+        for key in lake.partitions(dataset):
+            if key.get("run_date") == night.isoformat():
+                manifest = lake.manifest(dataset, key)
+                lake.write(dataset, {**key, "run_date": to.isoformat()},
+                           {name: lake.read(dataset, key, name) for name in manifest.files},
+                           config_hash=manifest.config_hash, inputs=manifest.inputs, extra=manifest.extra)
 
 
 def replace_table(lake: Lake, version: int, table: str, change) -> None:  # noqa: ANN001
@@ -177,19 +190,20 @@ def test_each_corruption_is_caught_by_name_and_current_stays(home: Path, table: 
     publish(settings, DAY)
     lake = Lake(settings.lake_root)
     good = hashes(lake, 1)
-    version = build(settings, DAY).version
+    copy_night(lake, DAY, NEXT)
+    version = build(settings, NEXT).version
     assert version == 2
     replace_table(lake, version, table, change)
 
     with pytest.raises(ValidationFailed, match=check) as failure:
-        validate(settings, DAY)
+        validate(settings, NEXT)
     assert "_CURRENT stays on version 1" in str(failure.value)
     report = lake.attachment("kg", kg_store.key(version), "validation/report.md").decode()
     assert check in report and "FAIL" in report
     results = json.loads(lake.attachment("kg", kg_store.key(version), "validation/results.json"))
     assert results["success"] is False
     with pytest.raises(PublishRefused, match=f"failed validation .*{check}"):
-        publish(settings, DAY)
+        publish(settings, NEXT)
     assert kg_store.published(lake) == 1 and hashes(lake, 1) == good
     lake.verify("kg", kg_store.key(1))
 
@@ -251,3 +265,87 @@ def test_a_retired_entity_keeps_its_id_when_an_alignment_is_dropped(home: Path):
     assert after["retired"].sum() >= 1  # the item's facts are gone, their entities retired, not renumbered
     store = VocabularyStore(settings.lake_root)
     assert store.read("entities").height == after.height
+
+
+def files_of(root: Path) -> dict[str, tuple[bytes, int]]:
+    return {str(p.relative_to(root)): (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def test_rebuilding_the_published_date_with_unchanged_inputs_writes_nothing(home: Path):
+    settings = settings_for(home)
+    first = build(settings, DAY)
+    validate(settings, DAY)
+    assert publish(settings, DAY).published
+    lake = Lake(settings.lake_root)
+    kg_files, vocab_files = files_of(home / "lake" / "kg"), files_of(home / "lake" / "vocab")
+
+    again = build(settings, DAY)
+    assert again.version == first.version == kg_store.published(lake) == 1
+    assert kg_store.versions(lake) == [1]
+    assert again.path == lake.partition_path("kg", kg_store.key(1))
+    assert again.counts == first.counts == kg_store.manifest(lake, 1).extra["counts"]
+    assert again.coverage == first.coverage
+    assert files_of(home / "lake" / "kg") == kg_files  # not a byte, not a timestamp
+    assert {k: v[0] for k, v in files_of(home / "lake" / "vocab").items()} == {k: v[0] for k, v in vocab_files.items()}
+
+    checked = validate(settings, DAY)
+    assert checked.version == 1 and checked.success and checked.compared_with is None
+    result = publish(settings, DAY)
+    assert (result.version, result.published, result.previous) == (1, False, 1)
+    assert "KG version 1 is already published" in result.summary()
+    assert kg_store.versions(lake) == [1] and kg_store.published(lake) == 1
+    history = (home / "lake" / "kg" / "_HISTORY.jsonl").read_text().splitlines()
+    assert [json.loads(line)["version"] for line in history] == [1]  # no second publish recorded
+    lake.verify("kg", kg_store.key(1))
+
+    # a changed input is not a re-run: the next build of the date is a new version
+    changed = build(settings_for(home, KGREC_KG__YEAR_BUCKET="5"), DAY)
+    assert changed.version == 2 and kg_store.versions(lake) == [1, 2] and kg_store.published(lake) == 1
+
+
+def backfill(home: Path, older: str) -> None:
+    """Copy DAY's upstream partitions to the ``older`` date, as a backfill run of that night would make them."""
+    for dataset in ("catalog", "interactions", "alignment"):
+        base = home / "lake" / dataset
+        shutil.copytree(base / "run_date=2026-11-21", base / f"run_date={older}")
+    for source in ("wikidata", "dbpedia"):
+        base = home / "lake" / "raw_triples" / f"source={source}"
+        shutil.copytree(base / "run_date=2026-11-21", base / f"run_date={older}")
+
+
+def test_force_publish_rolls_back_to_an_older_version_and_the_cli_flag_does_too(home: Path):
+    settings = settings_for(home, KGREC_KG__YEAR_BUCKET="5")
+    older = date(2026, 11, 1)
+    backfill(home, "2026-11-01")
+    lake = Lake(settings.lake_root)
+    build(settings, DAY)
+    validate(settings, DAY)
+    publish(settings, DAY)
+    assert build(settings_for(home), older).version == 2  # (10-year buckets: another KG than version 1's)
+    with pytest.raises(PublishRefused, match="KG version 2 was not validated"):
+        publish(settings, older, force=True)  # force never skips validation
+    validate(settings, older)
+
+    kept = publish(settings, older)
+    assert not kept.published and "kept _CURRENT" in kept.summary() and "by force" not in kept.summary()
+    assert kg_store.published(lake) == 1
+
+    rolled = publish(settings, older, force=True)
+    assert (rolled.version, rolled.published, rolled.previous) == (2, True, 1)
+    assert "KG version 2 (2026-11-01) published by force, rolling back (was 1)" in rolled.summary()
+    assert kg_store.published(lake) == 2
+    again = publish(settings, older, force=True)
+    assert not again.published and "already published" in again.summary()
+
+    forward = publish(settings, DAY)  # the newer date's version moves _CURRENT forward again without force
+    assert forward.published and forward.previous == 2 and "by force" not in forward.summary()
+    assert kg_store.published(lake) == 1
+
+    run = kgrec("publish", "--date", "2026-11-01", "--force", env={"KGREC_HOME": str(home)})
+    assert run.returncode == 0, run.stderr
+    assert "KG version 2 (2026-11-01) published by force, rolling back (was 1)" in run.stdout
+    assert kg_store.published(lake) == 2
+    history = [json.loads(line) for line in (home / "lake" / "kg" / "_HISTORY.jsonl").read_text().splitlines()]
+    assert [(h["version"], h["run_date"], h["previous"]) for h in history] == [
+        (1, "2026-11-21", None), (2, "2026-11-01", 1), (1, "2026-11-21", 2), (2, "2026-11-01", 1)]

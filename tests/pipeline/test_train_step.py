@@ -85,7 +85,7 @@ def test_a_killed_run_resumes_and_ends_like_an_uninterrupted_one(published: dict
 
     resumed = kgrec(*args, "--resume", env=published)
     assert resumed.returncode == 0, resumed.stderr
-    final = Path(resumed.stdout.strip())
+    final = Path(resumed.stdout.splitlines()[0].strip())  # then the promotion gate's line
     assert final.name == "version=1"
     straight = Path(straight_env["KGREC_HOME"]) / "models" / "ripplenet" / "version=1"
     assert [json.loads(x)["epoch"] for x in (final / "metrics.jsonl").read_text().splitlines()] == list(range(8))
@@ -103,13 +103,13 @@ def test_torchrun_trains_one_version_with_two_processes(published: dict[str, str
     """``torchrun --nproc-per-node 2 --no-python kgrec train``: two gloo ranks on the CPU, one complete version."""
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("KGREC_")}, **published, "OMP_NUM_THREADS": "1"}
     root = load_settings(environ=published).home / "models" / "kgat"
-    before = set(root.iterdir()) if root.exists() else set()
+    before = set(root.glob("version=*")) if root.exists() else set()
     torchrun = Path(sys.executable).with_name("torchrun")
     result = subprocess.run([str(torchrun), "--nproc-per-node", "2", "--master-port", str(free_port()), "--no-python",
                              str(Path(sys.executable).with_name("kgrec")), "train", "--model", "kgat", "--epochs", "2"],
                             capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    new = sorted(set(root.iterdir()) - before)
+    new = sorted(set(root.glob("version=*")) - before)
     assert len(new) == 1 and new[0].name.startswith("version=")  # rank 1 made no folder of its own
     assert len((new[0] / "metrics.jsonl").read_text().splitlines()) == 2  # one writer
     assert "test" in model_store.read_json(new[0] / "eval.json")
@@ -158,3 +158,34 @@ def test_each_top10_recommendation_is_explained_by_real_triples(published: dict[
                         assert (entity_id[h], relation_id[r], entity_id[t]) in known, (name, user, item, path)
                     else:  # a collaborative hop (KGAT): a training interaction of the published KG's split
                         assert (fact[0], item_of[fact[1]]) in had and fact[0] != user, (name, user, item, path)
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir())}
+
+
+def test_reuse_keeps_the_version_trained_for_the_date_and_another_date_trains_anew(published: dict[str, str]) -> None:
+    settings = load_settings(environ=published)
+    home, name = settings.home, "bprmf"
+    first = train(settings, DAY, models=[name], epochs=2, reuse=True)[0]
+    assert first.parent == home / "models" / name and first.is_dir()
+    config = model_store.read_json(first / "config.json")
+    assert config["run_date"] == "2026-11-21" and config["kg_version"] == 1 and config["result"]["epochs"] == 2
+    assert (first / "model.pt").is_file() and (first / "eval.json").is_file()
+    versions, files = model_store.versions(home, name), _snapshot(first)
+
+    again = train(settings, DAY, models=[name], epochs=2, reuse=True)[0]  # a re-run of the same date
+    assert again == first
+    assert model_store.versions(home, name) == versions and model_store.partial(home, name) is None
+    assert _snapshot(first) == files  # not retrained, not rewritten
+
+    later = train(settings, date(2026, 11, 22), models=[name], epochs=2, reuse=True)[0]
+    assert later != first and model_store.versions(home, name) == [*versions, versions[-1] + 1]
+    assert later.name == f"version={versions[-1] + 1}"
+    assert model_store.read_json(later / "config.json")["run_date"] == "2026-11-22"
+    assert _snapshot(first) == files
+
+    other_settings = train(settings, DAY, models=[name], epochs=3, reuse=True)[0]  # the same date, other settings
+    assert other_settings not in (first, later) and len(model_store.versions(home, name)) == len(versions) + 2
+    assert model_store.read_json(other_settings / "config.json")["run_date"] == "2026-11-21"
+    assert train(settings, DAY, models=[name], epochs=3, reuse=True)[0] == other_settings
