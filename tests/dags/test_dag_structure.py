@@ -153,3 +153,35 @@ def test_the_schedule_and_queue_variables_are_settings_keys():
     assert (settings.train.queue, settings.airflow.refresh_cron) == ("gpu", "0 4 * * 1")
     with pytest.raises(ConfigError, match="airflow.refresh_cron"):
         load_settings("sample", environ={"KGREC_AIRFLOW__REFRESH_CRON": "nightly"})
+
+
+def test_a_task_reads_connections_over_the_profile_and_params_over_both(airflow_home):
+    """kgrec_airflow.settings: AIRFLOW_CONN_* connections override the profile, the run's params override all."""
+    script = f"""
+import json, sys
+sys.path.insert(0, {str(DAGS)!r})
+import kgrec_airflow
+from pipeline.settings import ConfigError
+s = kgrec_airflow.settings({{"item_limit": 7, "sources": ["wikidata"], "models": ["bprmf"], "epochs": 2}})
+try:
+    kgrec_airflow.settings({{"sources": ["freebase"]}})
+    unknown = None
+except ConfigError as exc:
+    unknown = str(exc)
+print(json.dumps({{"url": s.warehouse.url, "safe": s.redacted()["warehouse"]["url"],
+                  "endpoint": s.sources["wikidata"].endpoint, "sources": list(s.sources), "limit": s.catalog.limit,
+                  "models": s.train.models, "epochs": s.train.epochs, "unknown": unknown}}))
+"""
+    env = {"AIRFLOW_HOME": str(airflow_home), "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "PATH": "/usr/bin:/bin",
+           "AIRFLOW_CONN_KGREC_WAREHOUSE": "postgresql://kgrec:s%40cret@db.example:5432/kgrec",
+           "AIRFLOW_CONN_KGREC_SPARQL_WIKIDATA": '{"conn_type": "http", "host": "https://query.wikidata.org/sparql"}',
+           "KGREC_CONTACT": "ops@example.org", "KGREC_WAREHOUSE__URL": "duckdb:///elsewhere.duckdb"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {
+        "url": "postgresql+psycopg://kgrec:s%40cret@db.example:5432/kgrec",
+        "safe": "postgresql+psycopg://kgrec:***@db.example:5432/kgrec",
+        "endpoint": "https://query.wikidata.org/sparql", "sources": ["wikidata"], "limit": 7, "models": ["bprmf"],
+        "epochs": 2, "unknown": "params.sources: freebase not configured (the profile has wikidata, dbpedia)",
+    }
