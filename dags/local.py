@@ -109,7 +109,7 @@ def run_chain(settings, run_date: date, *, mirrors: bool = True, conf: dict | No
     _migrate()
     started = _start_mirrors(settings) if mirrors else []
     try:
-        states = _test_chain(run_date, conf or {})
+        states, ok = _test_chain(run_date, conf or {})
     finally:
         for name in started:
             print(mirror.stop(settings.home, name))
@@ -117,7 +117,7 @@ def run_chain(settings, run_date: date, *, mirrors: bool = True, conf: dict | No
           f"(Airflow metadata: {settings.home / 'airflow' / 'airflow.db'})")
     for line in states:
         print(f"  {line}")
-    if any("failed" in line for line in states):
+    if not ok:
         return 1
     _show_results(settings, run_date)
     return 0
@@ -144,7 +144,7 @@ def _start_mirrors(settings) -> list[str]:  # noqa: ANN001
     return started
 
 
-def _test_chain(run_date: date, conf: dict) -> list[str]:
+def _test_chain(run_date: date, conf: dict) -> tuple[list[str], bool]:
     """dag.test() each DAG for the run date; between them, check that the Asset event queued the next DAG.
 
     When a DAG emits no event (a re-run that found nothing new), the next one still runs if it has not succeeded
@@ -167,7 +167,7 @@ def _test_chain(run_date: date, conf: dict) -> list[str]:
         lines.append(f"{dag_id}: {run.state} in {time.monotonic() - began:.0f}s ({states})")
         if run.state != "success":
             lines.append(f"{dag_id} did not succeed: see its task logs above; the chain stops here")
-            break
+            return lines, False
         if position + 1 < len(CHAIN):
             queued = _consume_queue(CHAIN[position + 1])
             if queued:
@@ -177,7 +177,7 @@ def _test_chain(run_date: date, conf: dict) -> list[str]:
                 break
             else:
                 lines.append(f"  no Asset event, but {CHAIN[-1]} has not succeeded for {run_date}: going on")
-    return lines
+    return lines, True
 
 
 def _succeeded(dag_id: str, run_date: date) -> bool:
@@ -231,7 +231,7 @@ def _show_results(settings, run_date: date) -> None:  # noqa: ANN001
 def standalone(settings, port: int, *, detach: bool) -> int:  # noqa: ANN001
     env = os.environ | airflow_env(settings.home, port)
     pid_file = settings.home / "airflow" / "standalone.pid"
-    if pid_file.exists() and _alive(int(pid_file.read_text())):
+    if pid_file.exists() and _group_alive(int(pid_file.read_text())):
         print(f"airflow standalone is running already (pid {pid_file.read_text().strip()}): `make airflow-stop`")
         return 1
     os.environ.update(env)
@@ -305,15 +305,8 @@ def _wait_for(url: str, proc: subprocess.Popen, timeout: float = 240.0) -> bool:
     return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def _group_alive(pgid: int) -> bool:
+    """Is any process of the group (the launcher started standalone as its group leader) still there?"""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
