@@ -45,14 +45,14 @@ NIGHTLY = os.environ.get("KGREC_AIRFLOW__REFRESH_CRON") or "0 2 * * *"
 def settings(params: Mapping[str, Any] | None = None):  # noqa: ANN201 - pipeline.settings.Settings
     """Settings for a task: profile < KGREC_* < Airflow connections < the run's params."""
     from pipeline import connections
-    from pipeline.settings import ConfigError, load_settings
+    from pipeline.settings import ConfigError, deep_merge, load_settings
 
     params = dict(params or {})
     base = load_settings()
     found = connections.overrides(_connection(connections.WAREHOUSE),
                                   {name: conn for name in base.sources
                                    if (conn := _connection(connections.SPARQL_PREFIX + name)) is not None})
-    merged = _merge(found, _param_overrides(params))
+    merged = deep_merge(found, _param_overrides(params))
     out = load_settings(overrides=merged) if merged else base
     wanted = params.get("sources") or []
     unknown = sorted(set(wanted) - set(out.sources))
@@ -102,11 +102,4 @@ def _param_overrides(params: Mapping[str, Any]) -> dict[str, Any]:
     train = {key: params[name] for name, key in (("models", "models"), ("epochs", "epochs")) if params.get(name)}
     if train:
         out["train"] = train
-    return out
-
-
-def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in top.items():
-        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
     return out

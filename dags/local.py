@@ -26,19 +26,6 @@ DAGS = Path(__file__).resolve().parent
 ROOT = DAGS.parent
 CHAIN = ("kg_refresh", "kg_train", "kg_score")
 KG_POOL = "kgrec_kg"  # as in kgrec_airflow.KG_POOL (this file does not import Airflow before the env is set)
-SAMPLE_SQL = """select r.user_id, r.rank, c.title, e.explanation
-from recommendations r
-join scoring_runs s on s.run_id = r.run_id and s.status = 'succeeded'
-left join catalog_items c on c.item_id = r.item_id
-left join recommendation_explanations e
-  on e.run_id = r.run_id and e.user_id = r.user_id and e.item_id = r.item_id and e.path_rank = 1
-where r.run_date = :run_date
-  and r.model = :model
-  and r.rank <= 5
-  and r.user_id in (select distinct user_id from recommendations where run_date = :run_date order by user_id limit 3)
-order by r.user_id, r.rank"""
-
-
 def airflow_env(home: Path, port: int = 8080) -> dict[str, str]:
     """The environment of every Airflow process started here (the caller's own AIRFLOW__* settings win)."""
     airflow_home = home / "airflow"
@@ -210,18 +197,21 @@ def _consume_queue(dag_id: str) -> list[str]:
 def _show_results(settings, run_date: date) -> None:  # noqa: ANN001
     import polars as pl
 
+    from pipeline.report import SAMPLES_SQL, sample_params
     from pipeline.warehouse import Warehouse
 
     warehouse = Warehouse(settings.warehouse.url)
-    model = settings.score.model or settings.train.models[0]
     try:
-        frame = warehouse.frame(SAMPLE_SQL, {"run_date": run_date, "model": model})
+        frame = warehouse.frame(SAMPLES_SQL, sample_params(run_date))
     finally:
         warehouse.dispose()
     print(f"\nresults: warehouse {warehouse.safe_url} (tables recommendations, recommendation_explanations, "
           f"scoring_runs; views latest_recommendations, recommendations_enriched)")
     print(f"report:  {settings.lake_root / 'reports' / f'run_date={run_date}' / 'report.html'}")
-    print(f"\n{SAMPLE_SQL.replace(':run_date', repr(run_date.isoformat())).replace(':model', repr(model))};\n")
+    shown = SAMPLES_SQL.strip()
+    for name, value in sample_params(run_date).items():
+        shown = shown.replace(f":{name}", repr(value.isoformat()) if name == "run_date" else str(value))
+    print(f"\n{shown};\n")
     with pl.Config(tbl_rows=20, fmt_str_lengths=70, tbl_width_chars=180, tbl_hide_dataframe_shape=True,
                    tbl_hide_column_data_types=True):
         print(frame)

@@ -99,6 +99,7 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from models import distributed
     from pipeline.steps.promote import promote
     from pipeline.steps.train import train
 
@@ -106,7 +107,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     folders = train(settings, _run_date(args), models=args.models,
                     overrides=_assignments(args.assignments), epochs=args.epochs, device=args.device,
                     resume=args.resume)
-    for folder in folders:
+    main = distributed.context().main  # under torchrun every rank gets here; rank 0 alone prints and promotes
+    for folder in folders if main else []:
         print(folder)
         if not args.no_promote:
             print("  " + promote(settings, folder.parent.name, int(folder.name.removeprefix("version="))).summary())

@@ -58,7 +58,7 @@ def set_current(home: Path, model: str, version: int) -> None:
     """Point ``_CURRENT`` at ``version`` (atomically: readers see the old or the new pointer)."""
     path(home, model, version)  # must exist
     pointer = root(home, model) / CURRENT
-    tmp = pointer.with_name(f".{CURRENT}.tmp")
+    tmp = pointer.with_name(f".{CURRENT}.{os.getpid()}.tmp")  # two writers never share a temporary file
     tmp.write_text(f"{version}\n", encoding="utf-8")
     os.replace(tmp, pointer)
 

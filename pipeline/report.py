@@ -27,10 +27,10 @@ SAMPLE_K = 5
 # The date's own live runs (not the latest_recommendations view, which holds each model's newest date only).
 SAMPLES_SQL = """
 with live as (
-    select run_id from scoring_runs where run_date = :d and status = 'succeeded'
+    select run_id from scoring_runs where run_date = :run_date and status = 'succeeded'
 ),
 sampled as (
-    select distinct user_id from recommendations where run_id in (select run_id from live) order by user_id limit :n
+    select distinct user_id from recommendations where run_id in (select run_id from live) order by user_id limit :users
 )
 select r.model, r.user_id, r.rank, c.title, e.explanation
 from recommendations r
@@ -38,7 +38,7 @@ join sampled on sampled.user_id = r.user_id
 left join catalog_items c on c.item_id = r.item_id
 left join recommendation_explanations e
     on e.run_id = r.run_id and e.user_id = r.user_id and e.item_id = r.item_id and e.path_rank = 1
-where r.run_id in (select run_id from live) and r.rank <= :k
+where r.run_id in (select run_id from live) and r.rank <= :top_k
 order by r.model, r.user_id, r.rank
 """
 
@@ -68,6 +68,11 @@ def write_report(settings: Settings, run_date: date) -> ReportResult:
     result = ReportResult(f"{lake.partition_path(DATASET, key)}/{PAGE}", facts)
     log.info(result.summary())
     return result
+
+
+def sample_params(run_date: date) -> dict[str, Any]:
+    """The parameters of :data:`SAMPLES_SQL` for a night."""
+    return {"run_date": run_date, "users": SAMPLE_USERS, "top_k": SAMPLE_K}
 
 
 def _kg(lake: Lake, run_date: date) -> dict[str, Any] | None:
@@ -115,7 +120,7 @@ def _scoring(settings: Settings, run_date: date) -> tuple[list[dict[str, Any]], 
             "select run_id, model, model_version, kg_version, status, row_count, explanation_count, error "
             "from scoring_runs "
             "where run_date = :d order by started_at", {"d": run_date})
-        samples = warehouse.frame(SAMPLES_SQL, {"d": run_date, "n": SAMPLE_USERS, "k": SAMPLE_K})
+        samples = warehouse.frame(SAMPLES_SQL, sample_params(run_date))
     except WarehouseError as exc:  # no warehouse yet (the KG DAG ran first) or no tables: the page says so
         log.info("report: no scoring runs read from the warehouse (%s)", str(exc).splitlines()[0])
         return [], []

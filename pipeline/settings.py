@@ -379,8 +379,8 @@ def load_settings(
         raise ConfigError(f"profile {path}: not valid TOML: {exc}") from None
 
     env_data, env_keys = _env_overrides(env)
-    merged = _deep_merge(file_data, env_data)
-    merged = _deep_merge(merged, overrides or {})
+    merged = deep_merge(file_data, env_data)
+    merged = deep_merge(merged, overrides or {})
     merged["profile"] = name if path.parent == PROFILES_DIR else str(path)
     try:
         return Settings.model_validate(merged, context={"base_dir": base_dir})
@@ -426,11 +426,12 @@ def _env_overrides(env: dict[str, str]) -> tuple[dict[str, Any], dict[tuple[str,
     return data, keys
 
 
-def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top`` on it, nested tables merged key by key (``top`` wins)."""
     out = dict(base)
     for key, value in top.items():
         if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
+            out[key] = deep_merge(out[key], value)
         else:
             out[key] = value
     return out

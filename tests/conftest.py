@@ -81,6 +81,18 @@ def sample_mirrors(serve_mirror) -> dict[str, str]:
     }
 
 
+def publish_sample(home: Path, mirrors: dict[str, str], day):  # noqa: ANN001, ANN201 - (env, Settings)
+    """Run every KG step (ingest to publish) of the sample for ``day`` into ``home``: its environment and settings."""
+    from pipeline.settings import load_settings
+    from pipeline.steps import STEPS
+
+    env = {"KGREC_HOME": str(home), **mirrors}
+    settings = load_settings(environ=env)
+    for step in STEPS.values():
+        step(settings, day)
+    return env, settings
+
+
 @pytest.fixture(scope="session")
 def shared_wikidata(serve_mirror, shared_data: Path) -> str:
     return serve_mirror("shared-wikidata", sorted((shared_data / "wikidata-movielens-small").glob("*.nt.gz")))

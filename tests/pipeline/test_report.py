@@ -17,11 +17,11 @@ from pipeline import kg_store, model_store
 from pipeline.lake import MANIFEST, Lake, run_date_key
 from pipeline.report import write_report
 from pipeline.settings import load_settings
-from pipeline.steps import STEPS
 from pipeline.steps.promote import promote
 from pipeline.steps.score import score
 from pipeline.steps.train import train
 from pipeline.warehouse import Warehouse
+from tests.conftest import publish_sample
 
 DAY = date(2026, 11, 21)
 LATER = date(2026, 11, 22)
@@ -33,9 +33,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory, sample_mirrors) -> Path:
     """A home with the sample KG published for DAY, KGCN versions 1 and 2 trained for DAY (both gated) and version 3
     for LATER, and DAY scored with the promoted version into the DuckDB warehouse."""
     home = tmp_path_factory.mktemp("report-home")
-    settings = load_settings(environ={"KGREC_HOME": str(home), **sample_mirrors})
-    for step in STEPS.values():
-        step(settings, DAY)
+    _, settings = publish_sample(home, sample_mirrors, DAY)
     for epochs in (3, 4):
         folder = train(settings, DAY, models=[MODEL], epochs=epochs)[0]
         promote(settings, MODEL, int(folder.name.removeprefix("version=")))

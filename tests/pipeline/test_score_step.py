@@ -21,7 +21,7 @@ from pipeline.steps import STEPS
 from pipeline.steps.score import ScoreError, score
 from pipeline.steps.train import model_inputs, train
 from pipeline.warehouse import Warehouse, WarehouseError
-from tests.conftest import free_port, kgrec
+from tests.conftest import free_port, kgrec, publish_sample
 
 DAY = date(2026, 11, 21)
 
@@ -29,10 +29,7 @@ DAY = date(2026, 11, 21)
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory, sample_mirrors) -> dict[str, str]:
     """A home with the sample KG published and KGAT and KGCN trained on it (a few epochs each)."""
-    env = {"KGREC_HOME": str(tmp_path_factory.mktemp("score-home")), **sample_mirrors}
-    settings = load_settings(environ=env)
-    for step in STEPS.values():
-        step(settings, DAY)
+    env, settings = publish_sample(tmp_path_factory.mktemp("score-home"), sample_mirrors, DAY)
     train(settings, DAY, models=["kgat", "kgcn"], epochs=4)
     return env
 

@@ -17,9 +17,8 @@ import torch
 
 from pipeline import model_store
 from pipeline.settings import load_settings
-from pipeline.steps import STEPS
 from pipeline.steps.train import TrainError, evaluate_model, train
-from tests.conftest import free_port, kgrec
+from tests.conftest import free_port, kgrec, publish_sample
 
 DAY = date(2026, 11, 21)
 
@@ -27,11 +26,7 @@ DAY = date(2026, 11, 21)
 @pytest.fixture(scope="module")
 def published(tmp_path_factory: pytest.TempPathFactory, sample_mirrors) -> dict[str, str]:
     """The environment of a home whose lake has the sample KG published."""
-    env = {"KGREC_HOME": str(tmp_path_factory.mktemp("train-home")), **sample_mirrors}
-    settings = load_settings(environ=env)
-    for step in STEPS.values():
-        step(settings, DAY)
-    return env
+    return publish_sample(tmp_path_factory.mktemp("train-home"), sample_mirrors, DAY)[0]
 
 
 def _recall(folder: Path, split: str = "test") -> float:
@@ -113,6 +108,7 @@ def test_torchrun_trains_one_version_with_two_processes(published: dict[str, str
     assert len(new) == 1 and new[0].name.startswith("version=")  # rank 1 made no folder of its own
     assert len((new[0] / "metrics.jsonl").read_text().splitlines()) == 2  # one writer
     assert "test" in model_store.read_json(new[0] / "eval.json")
+    assert result.stdout.count("promote: kgat") == 1 and (new[0] / "gate.json").is_file()  # rank 0 alone gates it
 
 
 @pytest.mark.parametrize("name", ["kgat", "pathrec"])
