@@ -122,7 +122,8 @@ def rec_validation(data: RecData, protocol: Protocol, split: str, config: TrainC
     candidates = data.cold_items if cold else warm_items(data)
     if protocol == "ranking":
         known = [] if cold else [data.splits[s] for s in (("train",) if split == "valid" else ("train", "valid"))]
-        return lambda model: ranking_metrics(model, targets, known, candidates=candidates if cold else None,
+        ranked = None if len(candidates) == data.num_items else candidates  # None: every item, no column gather
+        return lambda model: ranking_metrics(model, targets, known, candidates=ranked,
                                              batch_users=config.eval_batch_users, device=device)
     everything = [data.splits[s] for s in data.splits]
     positives = PairSet(torch.cat([p.users for p in everything]), torch.cat([p.items for p in everything]),

@@ -6,9 +6,11 @@ RecBole is imported in :func:`main` after the arguments are parsed, so ``--help`
 The data are ``DATA_PATH/DATASET/`` as written by ``kg_build.export.recbole``: the pre-split
 ``DATASET.{train,valid,test}.inter`` (read through ``benchmark_filename``, so RecBole neither filters nor
 re-splits them), ``DATASET.kg``, ``DATASET.link`` and ``DATASET.yaml`` (loaded as a config file). The job reads
-them through a folder of its own (:func:`job_data`) holding only the link rows RecBole can merge.
+them through a folder of its own (:func:`job_data`) holding an item file of the warm catalogue (kgrec's items
+but the cold-start ones, so that both sides rank and draw negatives from the same items) and only the link rows
+RecBole can merge.
 
-- ``ranking``: full ranking over all items, the user's train items masked (train and valid items on the test
+- ``ranking``: full ranking over the warm catalogue, the user's train items masked (train and valid items on the test
   set), Recall/NDCG/Precision/Hit/MRR@20, early stopping on Recall@20.
 - ``ctr``: one uniformly sampled negative per positive (``uni1``), GAUC from RecBole (also the early-stopping
   metric), plus a global ``auc`` (Mann-Whitney, ties at average rank) and ``f1`` (sigmoid(score) > 0.5) over the
@@ -135,16 +137,21 @@ def job_config(yaml_file: Path, protocol: str, overrides: dict[str, Any], work: 
 
 
 def job_data(data_path: Path, dataset: str, folder: Path) -> Path:
-    """``data_path/dataset/`` as ``folder/dataset/`` (returns ``folder``): every file linked, but the link file
-    cut to the rows RecBole can merge (:func:`loadable_link_rows`), with a log line when rows are dropped.
+    """``data_path/dataset/`` as ``folder/dataset/`` (returns ``folder``): every file linked, plus an item file
+    naming the warm catalogue (:func:`warm_items`) and the link file cut to the rows RecBole can merge.
+
+    RecBole's items are those of its inter files and of its item file. kgrec trains and ranks over the warm
+    catalogue: every item of the KG except the cold-start items held out whole (their interactions are in
+    ``DATASET.cold_test.inter``, which RecBole does not read), also the items no user has a positive with in any
+    split (movielens-small: about 3,400 of 9,742, which only ever appear as negatives). Without the item file
+    RecBole would rank, and draw negatives from, only the items of its three inter files: a smaller catalogue
+    than ours, with higher recall for the same model. A source that has its own ``DATASET.item`` keeps it.
 
     With ``benchmark_filename`` RecBole skips all of its filtering, its ``_filter_link`` included, yet its merge of
-    item and entity ids (``KnowledgeBasedDataset._merge_item_and_entity``) takes every link row to be an item of
-    the inter files and an entity of the kg file, and fails with a KeyError on any other. kgrec's link holds every
-    item of the KG, also those without an interaction in the three splits (movielens-small: 4,077 of 9,742, the
-    cold-start items among them) and those whose entity is in no triple. Dropping such a row changes nothing
-    RecBole trains or ranks: its items are those of the inter files (an unlinked one gets an entity of its own,
-    in no triple), and an entity is in its graph through the kg file alone.
+    item and entity ids (``KnowledgeBasedDataset._merge_item_and_entity``) takes every link row to be one of its
+    items and an entity of the kg file, and fails with a KeyError on any other: the link rows of the cold items and
+    of entities in no triple are dropped (:func:`loadable_link_rows`), with a log line. Dropping them changes
+    nothing RecBole trains or ranks (an unlinked item gets an entity of its own, in no triple).
     """
     source = data_path / dataset
     target = folder / dataset
@@ -152,35 +159,49 @@ def job_data(data_path: Path, dataset: str, folder: Path) -> Path:
     for path in source.iterdir():
         if path.is_file() and path.suffix != ".link":
             (target / path.name).symlink_to(path)
+    item_file = target / f"{dataset}.item"
     link = source / f"{dataset}.link"
+    if not item_file.exists() and link.is_file():
+        item = _fields(source, dataset)["item"]
+        items = warm_items(source, dataset)
+        item_file.write_text(f"{item}:token\n" + "".join(f"{token}\n" for token in items), encoding="utf-8")
+        log.info("items: %d (the warm catalogue: the link's items but the cold-start ones)", len(items))
     if link.is_file():
-        header, rows, total = loadable_link_rows(source, dataset)
+        header, rows, total = loadable_link_rows(target, dataset, link)
         (target / link.name).write_text(header + "".join(rows), encoding="utf-8")
         if len(rows) < total:
-            log.info("link: %d of %d rows kept (the others name an item of no inter file or an entity of no triple)",
+            log.info("link: %d of %d rows kept (the others name a cold-start item or an entity of no triple)",
                      len(rows), total)
     return folder
 
 
-def loadable_link_rows(folder: Path, dataset: str) -> tuple[str, list[str], int]:
-    """The link file's header line, its rows (lines) whose item occurs in a benchmark inter file and whose entity
-    in the kg file (the rows RecBole's ``_filter_link`` keeps), and its number of rows."""
-    import yaml
-
-    fields = yaml.safe_load((folder / f"{dataset}.yaml").read_text(encoding="utf-8")) or {}
-    item = fields.get("ITEM_ID_FIELD", "item_id")
-    entity = fields.get("ENTITY_ID_FIELD", "entity_id")
-    head = fields.get("HEAD_ENTITY_ID_FIELD", "head_id")
-    tail = fields.get("TAIL_ENTITY_ID_FIELD", "tail_id")
-    items: set[str] = set()
-    for part in ENFORCED["benchmark_filename"]:
-        items |= _column_values(folder / f"{dataset}.{part}.inter", item)
-    kg = folder / f"{dataset}.kg"
-    entities = _column_values(kg, head) | _column_values(kg, tail)
+def warm_items(folder: Path, dataset: str) -> list[str]:
+    """The link file's items, in its order, but the cold-start ones: those of ``DATASET.cold_test.inter`` with no
+    interaction in a benchmark inter file (kgrec's ``RecData.cold_items``)."""
+    item = _fields(folder, dataset)["item"]
+    warm = _inter_items(folder, dataset)
+    cold_file = folder / f"{dataset}.cold_test.inter"
+    cold = _column_values(cold_file, item) - warm if cold_file.is_file() else set()
     link = folder / f"{dataset}.link"
+    return [token for token in dict.fromkeys(_column(link, item)) if token not in cold]
+
+
+def loadable_link_rows(folder: Path, dataset: str, link: Path | None = None) -> tuple[str, list[str], int]:
+    """The header line of the link file (``link``, default ``folder/DATASET.link``), its rows (lines) whose item is
+    one of RecBole's (in a benchmark inter file or in ``DATASET.item``) and whose entity is in the kg file, and its
+    number of rows."""
+    fields = _fields(folder, dataset)
+    items = _inter_items(folder, dataset)
+    item_file = folder / f"{dataset}.item"
+    if item_file.is_file():
+        items |= _column_values(item_file, fields["item"])
+    kg = folder / f"{dataset}.kg"
+    entities = _column_values(kg, fields["head"]) | _column_values(kg, fields["tail"])
+    link = link or folder / f"{dataset}.link"
     with link.open(encoding="utf-8") as lines:
         header = next(lines)
-        item_col, entity_col = _column_index(header, item, link), _column_index(header, entity, link)
+        item_col = _column_index(header, fields["item"], link)
+        entity_col = _column_index(header, fields["entity"], link)
         rows, total = [], 0
         for line in filter(str.strip, lines):
             total += 1
@@ -190,11 +211,35 @@ def loadable_link_rows(folder: Path, dataset: str) -> tuple[str, list[str], int]
     return header, rows, total
 
 
+def _fields(folder: Path, dataset: str) -> dict[str, str]:
+    """The item, entity, head and tail field names of the dataset yaml (RecBole's defaults when absent)."""
+    import yaml
+
+    fields = yaml.safe_load((folder / f"{dataset}.yaml").read_text(encoding="utf-8")) or {}
+    names = {"item": ("ITEM_ID_FIELD", "item_id"), "entity": ("ENTITY_ID_FIELD", "entity_id"),
+             "head": ("HEAD_ENTITY_ID_FIELD", "head_id"), "tail": ("TAIL_ENTITY_ID_FIELD", "tail_id")}
+    return {role: fields.get(key, default) for role, (key, default) in names.items()}
+
+
+def _inter_items(folder: Path, dataset: str) -> set[str]:
+    """The items of the benchmark inter files (train, valid, test)."""
+    item = _fields(folder, dataset)["item"]
+    items: set[str] = set()
+    for part in ENFORCED["benchmark_filename"]:
+        items |= _column_values(folder / f"{dataset}.{part}.inter", item)
+    return items
+
+
 def _column_values(path: Path, field: str) -> set[str]:
     """The values of the column ``field`` (header ``field:type``) of the tab-separated atomic file ``path``."""
+    return set(_column(path, field))
+
+
+def _column(path: Path, field: str) -> list[str]:
+    """The column ``field`` of the tab-separated atomic file ``path``, in file order."""
     with path.open(encoding="utf-8") as lines:
         col = _column_index(next(lines), field, path)
-        return {line.rstrip("\r\n").split("\t")[col] for line in filter(str.strip, lines)}
+        return [line.rstrip("\r\n").split("\t")[col] for line in filter(str.strip, lines)]
 
 
 def _column_index(header: str, field: str, path: Path) -> int:
@@ -206,7 +251,8 @@ def _column_index(header: str, field: str, path: Path) -> int:
 
 
 def load_columns(yaml_file: Path) -> dict[str, list[str]]:
-    """The dataset yaml's ``load_col`` without the inter file's time field.
+    """The dataset yaml's ``load_col`` without the inter file's time field, and with the item file's id when
+    :func:`job_data` wrote one (its only column).
 
     The order is random (``RO``), so no model here reads the time, and kgrec writes it empty when unknown (all of
     kgcn-music's): RecBole would carry a column of NaN (its mean-filling of an all-NaN float column gives NaN).
@@ -219,6 +265,8 @@ def load_columns(yaml_file: Path) -> dict[str, list[str]]:
     if time_field in load_col.get("inter", []):
         load_col["inter"].remove(time_field)
         log.info("not loading the inter field %s (order RO: unused)", time_field)
+    if "item" not in load_col and yaml_file.with_suffix(".item").is_file():
+        load_col["item"] = [snippet.get("ITEM_ID_FIELD", "item_id")]
     return load_col
 
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models.base import RecModel
-from models.data import Pairs
+from models.data import Pairs, RecData
 from models.evaluation import (
     auc,
     ctr_metrics,
@@ -19,7 +19,9 @@ from models.evaluation import (
     realistic_rank,
     realistic_ranks,
 )
+from models.fit import rec_validation, warm_items
 from models.pop import Popularity
+from models.trainer import TrainConfig
 from models.typing import FloatTensor, LongTensor
 
 
@@ -161,3 +163,22 @@ def test_one_target_rank_agrees_with_the_many_target_ranks_under_ties() -> None:
     target = torch.tensor([0, 3, 8, 1, 1, 5])
     many = realistic_ranks(scores, scores.gather(1, target[:, None]))[:, 0]
     torch.testing.assert_close(realistic_rank(scores, target), many)
+
+
+def test_the_warm_splits_rank_the_warm_catalogue_only() -> None:
+    """A cold-start item (held out whole) is no candidate of the valid/test ranking, whatever its score; it is the
+    only kind of candidate of the cold split. An item no one interacted with stays a warm candidate."""
+    splits = {"train": _pairs([(0, 0), (1, 1)]), "valid": _pairs([(0, 1)]), "test": _pairs([(1, 2)]),
+              "cold_test": _pairs([(0, 3), (1, 3)])}
+    data = RecData(num_users=2, num_items=5, splits=splits, kg=None, entity_ids=torch.arange(0),  # type: ignore[arg-type]
+                   relation_ids=torch.arange(0))
+    assert warm_items(data).tolist() == [0, 1, 2, 4]  # item 4: no interaction anywhere, still warm
+    # the cold item 3 scores highest for both users, item 4 second for user 1, the targets next
+    model = _FixedScores(torch.tensor([[0.0, 2.0, 1.0, 9.0, 0.5], [0.0, 0.0, 5.0, 9.0, 6.0]]))
+    config = TrainConfig(device="cpu")
+    test = rec_validation(data, "ranking", "test", config)(model)
+    assert test["mrr@20"] == pytest.approx(1 / 2)  # user 1: item 4 above its target, the cold item not counted
+    valid = rec_validation(data, "ranking", "valid", config)(model)
+    assert valid["mrr@20"] == pytest.approx(1.0)
+    cold = rec_validation(data, "ranking", "cold_test", config)(model)
+    assert cold["mrr@20"] == pytest.approx(1.0) and cold["users"] == 2

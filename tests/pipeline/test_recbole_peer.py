@@ -262,24 +262,47 @@ def _atomic(path: Path, header: str, rows: list[str]) -> None:
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
 
 
-def test_job_data_keeps_only_the_link_rows_recbole_can_merge(tmp_path: Path) -> None:
+def test_job_data_names_the_warm_catalogue_and_keeps_the_link_rows_recbole_can_merge(tmp_path: Path) -> None:
     source = tmp_path / "src" / "toy"
     source.mkdir(parents=True)
-    (source / "toy.yaml").write_text("ITEM_ID_FIELD: item_id\nENTITY_ID_FIELD: entity_id\n", encoding="utf-8")
+    (source / "toy.yaml").write_text("ITEM_ID_FIELD: item_id\nENTITY_ID_FIELD: entity_id\n"
+                                     "load_col:\n  inter: [user_id, item_id]\n  link: [item_id, entity_id]\n",
+                                     encoding="utf-8")
     inter = "user_id:token\titem_id:token\trating:float"
     _atomic(source / "toy.train.inter", inter, ["1\t10\t1.0", "2\t11\t1.0"])
     _atomic(source / "toy.valid.inter", inter, ["1\t12\t1.0"])
     _atomic(source / "toy.test.inter", inter, ["2\t13\t1.0"])
-    _atomic(source / "toy.cold_test.inter", inter, ["2\t14\t1.0"])  # not a benchmark file: 14 is no item
+    _atomic(source / "toy.cold_test.inter", inter, ["2\t14\t1.0", "1\t12\t1.0"])  # 14 is cold, 12 is not
     _atomic(source / "toy.kg", "head_id:token\trelation_id:token\ttail_id:token", ["0\t5\t100", "1\t5\t100"])
-    # 10 and 12 kept; 11's entity is in no triple, 14 is in no benchmark inter file, 13 is not linked.
-    _atomic(source / "toy.link", "item_id:token\tentity_id:token", ["10\t0", "11\t7", "12\t100", "14\t1"])
+    # 15 has no interaction at all: a warm item all the same (a negative, a ranking candidate), as in kgrec.
+    # Link rows kept: 10, 12 and 15; 11's entity is in no triple, 14 is cold, 13 is not linked.
+    _atomic(source / "toy.link", "item_id:token\tentity_id:token", ["10\t0", "11\t7", "12\t100", "14\t1", "15\t1"])
     folder = recbole_job.job_data(tmp_path / "src", "toy", tmp_path / "work" / "data")
     target = folder / "toy"
-    assert (target / "toy.link").read_text(encoding="utf-8") == "item_id:token\tentity_id:token\n10\t0\n12\t100\n"
+    assert (target / "toy.item").read_text(encoding="utf-8") == "item_id:token\n10\n11\n12\n15\n"
+    link = "item_id:token\tentity_id:token\n10\t0\n12\t100\n15\t1\n"
+    assert (target / "toy.link").read_text(encoding="utf-8") == link
     assert (target / "toy.kg").is_symlink() and (target / "toy.kg").resolve() == (source / "toy.kg").resolve()
-    assert sorted(p.name for p in target.iterdir()) == sorted(p.name for p in source.iterdir())
-    assert (source / "toy.link").read_text(encoding="utf-8").count("\n") == 5  # the source is left alone
+    assert sorted(p.name for p in target.iterdir()) == sorted([p.name for p in source.iterdir()] + ["toy.item"])
+    assert (source / "toy.link").read_text(encoding="utf-8").count("\n") == 6  # the source is left alone
+    assert recbole_job.load_columns(target / "toy.yaml")["item"] == ["item_id"]
+
+
+def test_job_data_keeps_a_sources_own_item_file(tmp_path: Path) -> None:
+    source = tmp_path / "src" / "toy"
+    source.mkdir(parents=True)
+    (source / "toy.yaml").write_text("load_col:\n  inter: [user_id, item_id]\n  item: [item_id, genre]\n",
+                                     encoding="utf-8")
+    inter = "user_id:token\titem_id:token"
+    for part in ("train", "valid", "test"):
+        _atomic(source / f"toy.{part}.inter", inter, ["1\t10"])
+    _atomic(source / "toy.item", "item_id:token\tgenre:token", ["10\tjazz", "16\tfolk"])
+    _atomic(source / "toy.kg", "head_id:token\trelation_id:token\ttail_id:token", ["0\t5\t100"])
+    _atomic(source / "toy.link", "item_id:token\tentity_id:token", ["10\t0", "16\t100", "17\t0"])
+    target = recbole_job.job_data(tmp_path / "src", "toy", tmp_path / "work" / "data") / "toy"
+    assert (target / "toy.item").is_symlink()
+    assert (target / "toy.link").read_text(encoding="utf-8") == "item_id:token\tentity_id:token\n10\t0\n16\t100\n"
+    assert recbole_job.load_columns(target / "toy.yaml")["item"] == ["item_id", "genre"]
 
 
 def test_auc_matches_pairwise_counting_with_ties() -> None:
