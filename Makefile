@@ -71,8 +71,14 @@ bench-models: setup
 	  --models kgat,kgatax,kgatax:composition=hadamard,kgatax:fusion=none,kgif,kgif:fusion=false,kgif:projection=matrix
 	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models pathrec --epochs 8 \
 	  --json var/bench/music-pathrec.json
+	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models bprmf,cke,kgat,kgif:fusion=false \
+	  --peer recbole --epochs 100 --seeds 3 --json var/bench/music-long.json
 	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
-	  --models bprmf,kgat,cke,kgatax --peer recbole --epochs 10 --json var/bench/ml-models2.json
+	  --models bprmf,cke --peer recbole --epochs 30 --seeds 3 --json var/bench/ml-cf.json
+	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
+	  --models kgat --peer recbole --epochs 10 --seeds 3 --json var/bench/ml-kgat.json
+	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
+	  --models kgatax,kgif --epochs 10 --json var/bench/ml-models2.json
 
 # Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
 lock:
