@@ -176,8 +176,8 @@ class _EdgeMatmul(torch.autograd.Function):
         edges: EdgeIndex = ctx.edges
         grad_weight = grad_x = None
         if ctx.needs_input_grad[0]:
-            sampled = torch.sparse.sampled_addmm(edges.matrix(torch.zeros_like(weight)), grad.contiguous(),
-                                                 x.T.contiguous(), beta=0.0)
+            sampled = torch.sparse.sampled_addmm(edges.matrix(torch.zeros_like(weight)), grad.contiguous(), x.T,
+                                                 beta=0.0)
             grad_weight = sampled.values()[edges.slot]  # an edge's gradient is its slot's
         if ctx.needs_input_grad[2]:
             grad_x = edges.matrix(weight, transpose=True) @ grad

@@ -89,12 +89,13 @@ class PathRec(RecModel):
         return (self.history_pointer[users + 1] - self.history_pointer[users]).clamp_min(1).float()
 
     def start(self, users: LongTensor) -> FloatTensor:
-        """``x_u``: each user's history entities, weight ``1 / |H_u|``. users: (B,) -> (B, num_entities)."""
+        """``x_u``: each user's history entities, weight ``1 / |H_u|``, one column per user (entities along the
+        rows, as the sparse product wants). users: (B,) -> (num_entities, B)."""
         pointer = self.history_pointer
-        row, _, at = expand_ranges(pointer[users], pointer[users + 1] - pointer[users])
+        column, _, at = expand_ranges(pointer[users], pointer[users + 1] - pointer[users])
         entity = self.item_entity[self.history_items[at]]
-        x = torch.zeros(len(users), self.num_entities, device=users.device)
-        return x.index_put_((row, entity), 1.0 / self.history_size(users)[row], accumulate=True)
+        x = torch.zeros(self.num_entities, len(users), device=users.device)
+        return x.index_put_((entity, column), 1.0 / self.history_size(users)[column], accumulate=True)
 
     def edges(self) -> kgnn.EdgeIndex:
         """The walk's edge pattern on the buffers' device (built once per device)."""
@@ -112,23 +113,27 @@ class PathRec(RecModel):
         gate = torch.sigmoid(self.entity_gate(self.entity.weight)).squeeze(-1)  # (N,)
         return relation[:, self.edge_relation] * (gate[self.dst] * self.inv_degree[self.src])
 
-    def walk(self, x: FloatTensor, u: FloatTensor) -> FloatTensor:
-        """``sum_k pi_uk sum_L gamma_L x T_k^L``: the walk mass of 1-3 hops at every entity.
-        x: (B, N); u: (B, d) -> (B, N)."""
-        weights, mix = self.edge_weights(), self.profile_mix(u)  # (K, 2E), (B, K)
+    def walk(self, x: FloatTensor, u: FloatTensor, at: LongTensor) -> FloatTensor:
+        """``sum_k pi_uk sum_L gamma_L x T_k^L``, the walk mass of 1-3 hops, read at the entities ``at`` only.
+
+        x: (N, C), the start mass of C walks (one user's each); u: (C, d) their users' vectors; ``at``: (M,) the
+        entities read in every walk, or (J, C) the J entities read in each -> (C, M) or (C, J). Only the read rows
+        are weighed and mixed: the whole (N, C) state is touched by the sparse products alone.
+        """
+        weights, mix = self.edge_weights(), self.profile_mix(u)  # (K, 2E), (C, K)
         gamma = F.softplus(self.length_weight)
-        total = torch.zeros_like(x.T)  # (N, B): entities along the rows, as the sparse product wants
+        total = x.new_zeros(at.shape[0], x.shape[1])  # (M or J, C)
         for k in range(self.profiles):  # over profiles (K) and hops (3), never over nodes
-            state, mass = x.T, torch.zeros_like(x.T)
+            state, mass = x, torch.zeros_like(total)
             for length in range(MAX_LENGTH):
                 state = kgnn.edge_matmul(weights[k], self.edges(), state)
-                mass = mass + gamma[length] * state
+                mass = mass + gamma[length] * (state.index_select(0, at) if at.dim() == 1 else state.gather(0, at))
             total = total + mass * mix[:, k]
         return total.T
 
     def path_signal(self, users: LongTensor, u: FloatTensor) -> FloatTensor:
         """``P_u`` at every item. users: (B,) -> (B, num_items)."""
-        return self.walk(self.start(users), u)[:, self.item_entity]
+        return self.walk(self.start(users), u, self.item_entity)
 
     def combine(self, cf: FloatTensor, paths: FloatTensor) -> FloatTensor:
         return cf + self.path_weight * torch.log(EPS + paths)
@@ -145,16 +150,15 @@ class PathRec(RecModel):
     def loss(self, batch: InteractionBatch) -> FloatTensor:
         users, pos, neg = batch.users, batch.pos_items, batch.neg_items
         u = self.user(users)
-        rows = torch.arange(len(users), device=users.device)
-        own = torch.zeros(len(users), self.num_entities, device=users.device)
-        own[rows, self.item_entity[pos]] = 1.0 / self.history_size(users)  # the positive's own share of x_u
-        mass = self.walk(torch.cat([self.start(users), own]), torch.cat([u, u]))  # (2B, N)
-        history, returning = mass[: len(users)], mass[len(users) :]
-        pos_entity, neg_entity = self.item_entity[pos], self.item_entity[neg]
-        pos_signal = (history[rows, pos_entity] - returning[rows, pos_entity]).clamp_min(0)
+        columns = torch.arange(len(users), device=users.device)
+        own = torch.zeros(self.num_entities, len(users), device=users.device)
+        own[self.item_entity[pos], columns] = 1.0 / self.history_size(users)  # the positive's own share of x_u
+        read = torch.stack([self.item_entity[pos], self.item_entity[neg]])  # (2, B): each walk's pos and neg
+        mass = self.walk(torch.cat([self.start(users), own], dim=1), torch.cat([u, u]), read.repeat(1, 2))
+        history, returning = mass[: len(users)], mass[len(users) :]  # (B, 2) each
+        pos_signal, neg_signal = (history - returning).clamp_min(0).unbind(1)  # neg: the same history
         i, j = self.item(pos), self.item(neg)
         pos_score = self.combine((u * i).sum(-1), pos_signal)
-        neg_signal = (history[rows, neg_entity] - returning[rows, neg_entity]).clamp_min(0)  # the same history
         neg_score = self.combine((u * j).sum(-1), neg_signal)
         return kgnn.bpr_loss(pos_score, neg_score) + self.l2 * kgnn.l2_penalty(u, i, j)
 

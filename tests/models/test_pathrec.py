@@ -66,13 +66,26 @@ def test_a_training_positive_gets_no_credit_for_walks_back_to_itself() -> None:
     user, pos = 0, 0  # user 0 trained on items 0 and 1
     rows = torch.tensor([user])
     u = model.user(rows)
-    full = model.walk(model.start(rows), u)[0, model.item_entity[pos]]
-    own = torch.zeros(1, model.num_entities)
-    own[0, model.item_entity[pos]] = 1.0 / 2
-    back = model.walk(own, u)[0, model.item_entity[pos]]
+    at = model.item_entity[pos].view(1)
+    full = model.walk(model.start(rows), u, at)[0, 0]
+    own = torch.zeros(model.num_entities, 1)
+    own[at, 0] = 1.0 / 2
+    back = model.walk(own, u, at)[0, 0]
     with torch.no_grad():
         expected = naive_signal(model, user, pos, [1]) / 2 * 1  # walks from item 1 only, still over |H| = 2
         assert float(full - back) == pytest.approx(expected, rel=1e-5, abs=1e-9)
+
+
+def test_the_walk_reads_the_same_mass_at_shared_or_per_walk_entities() -> None:
+    """``walk`` read at entities common to every walk (scoring) or at each walk's own (the loss's pos and neg)."""
+    torch.manual_seed(0)
+    model = PathRec.from_data(tiny_data(), embedding_dim=4, profiles=2)
+    users = torch.tensor([0, 1, 2, 3])
+    x, u = model.start(users), model.user(users)
+    every = model.walk(x, u, torch.arange(model.num_entities))  # (4, N)
+    own = torch.tensor([[3, 0, 5, 3], [6, 5, 0, 1]])  # (J = 2, C = 4): two entities per walk
+    torch.testing.assert_close(model.walk(x, u, own), every.gather(1, own.T))
+    assert bool((every > 0).any())
 
 
 def test_a_shown_path_carries_exactly_its_term_of_the_signal() -> None:
