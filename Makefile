@@ -79,6 +79,10 @@ bench-models: setup
 	  --models kgat --peer recbole --epochs 10 --seeds 3 --json var/bench/ml-kgat.json
 	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
 	  --models kgatax,kgif --epochs 10 --json var/bench/ml-models2.json
+	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models pathrec --epochs 100 \
+	  --json var/bench/music-pathrec-long.json
+	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking --models pathrec --epochs 6 \
+	  --json var/bench/ml-pathrec.json
 
 # Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
 lock:
