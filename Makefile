@@ -83,6 +83,10 @@ bench-models: setup
 	  --json var/bench/music-pathrec-long.json
 	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking --models pathrec --epochs 6 \
 	  --json var/bench/ml-pathrec.json
+	$(KGREC) bench models --dataset kgcn-music --protocol ranking --models cke,cke:cf_loss=bpr:train.negatives=1 \
+	  --peer recbole --epochs 100 --seeds 3 --json var/bench/music-cke.json
+	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
+	  --models cke,cke:cf_loss=bpr:train.negatives=1 --peer recbole --epochs 60 --seeds 3 --json var/bench/ml-cke.json
 
 # Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
 lock:

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class InteractionBatch:
-    """One training batch of (user, positive item, sampled negative item); each shape (B,)."""
+    """One training batch of (user, positive item, sampled negative item); each shape (B,), or ``neg_items`` (B, N)
+    when the trainer draws N negatives per positive (``train.negatives``; models with ``multi_negative``)."""
 
     users: LongTensor
     pos_items: LongTensor
@@ -80,11 +81,15 @@ class RecModel(nn.Module):
     Models with a KG loss of their own set ``kg_phase``: ``"alternate"`` trains ``kg_loss`` on
     :meth:`kg_triples` in a phase of its own after each pass over the interactions (KGAT), ``"joint"`` adds
     it to every interaction batch's ``loss`` (CKE). Their negatives replace the tail only.
+
+    ``multi_negative`` is True for models whose ``loss`` takes N negatives per positive (``neg_items`` of shape
+    (B, N)); the trainer refuses ``negatives`` > 1 for the others.
     """
 
     kind = "interactions"
     trainable = True
     samples_graph = False
+    multi_negative = False
     kg_phase: str | None = None
 
     def __init__(self, *, num_users: int, num_items: int) -> None:

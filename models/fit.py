@@ -97,8 +97,13 @@ def fit(
 def interaction_phases(model: RecModel, data: RecData, config: TrainConfig) -> list[Phase]:
     """The CF phase, and a model's KG loss: its own phase after it (``"alternate"``) or in it (``"joint"``)."""
     train = data.train
+    if config.negatives > 1 and not model.multi_negative:
+        takes = ", ".join(name for name, cls in MODELS.items() if getattr(cls, "multi_negative", False))
+        raise ValueError(f"{type(model).__name__} trains on one negative per positive, got train.negatives="
+                         f"{config.negatives}; models that take several: {takes}")
     sampler = NegativeSampler(PairSet(train.users, train.items, data.num_items), data.num_users, warm_items(data))
-    cf = lambda g: interaction_batches(train.users, train.items, sampler, config.batch_size, g)  # noqa: E731
+    cf = lambda g: interaction_batches(train.users, train.items, sampler, config.batch_size, g,  # noqa: E731
+                                       config.negatives)
     size = num_batches(len(train), config.batch_size)
     if model.kg_phase is None:
         return [Phase("cf", cf, model.loss, size)]

@@ -65,8 +65,40 @@ def transr_pair_distance(h: FloatTensor, r: FloatTensor, t: FloatTensor, t_neg: 
 
 
 def bpr_loss(pos: FloatTensor, neg: FloatTensor) -> FloatTensor:
-    """``-mean(log sigmoid(pos - neg))`` (Rendle et al., UAI 2009). pos, neg: shape (B,)."""
-    return -F.logsigmoid(pos - neg).mean()
+    """``-mean(log sigmoid(pos - neg))`` (Rendle et al., UAI 2009). pos: shape (B,); neg: (B,) or (B, N) (the
+    mean over every (positive, negative) pair)."""
+    return -F.logsigmoid(pos.unsqueeze(-1) - neg.reshape(len(pos), -1)).mean()
+
+
+def softmax_loss(pos: FloatTensor, neg: FloatTensor, temperature: float = 1.0) -> FloatTensor:
+    """Sampled softmax: ``-mean log(e^(pos/t) / (e^(pos/t) + sum_j e^(neg_j/t)))``, the positive against its N
+    sampled negatives at once (Wu et al., "On the Effectiveness of Sampled Softmax Loss for Item
+    Recommendation", TOIS 2024). pos: shape (B,); neg: (B,) or (B, N)."""
+    logits = torch.cat([pos.unsqueeze(-1), neg.reshape(len(pos), -1)], dim=1) / temperature
+    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+
+
+RANKING_LOSSES = ("bpr", "softmax")
+
+
+def check_ranking_loss(kind: str, temperature: float) -> None:
+    """ValueError unless ``kind`` is one of :data:`RANKING_LOSSES` and ``temperature`` > 0."""
+    if kind not in RANKING_LOSSES:
+        raise ValueError(f"unknown ranking loss cf_loss={kind!r}: expected one of {', '.join(RANKING_LOSSES)}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+
+
+def negative_scores(users: FloatTensor, negatives: FloatTensor) -> FloatTensor:
+    """Inner products of each user vector with its negatives' vectors. users: (B, d); negatives: (B, d) or
+    (B, N, d) -> (B, N)."""
+    return (users.unsqueeze(1) * negatives.reshape(len(users), -1, users.shape[-1])).sum(-1)
+
+
+def ranking_loss(kind: str, pos: FloatTensor, neg: FloatTensor, temperature: float = 1.0) -> FloatTensor:
+    """:func:`bpr_loss` (``kind="bpr"``) or :func:`softmax_loss` (``"softmax"``) of scores pos (B,), neg (B,)/(B, N)."""
+    check_ranking_loss(kind, temperature)
+    return bpr_loss(pos, neg) if kind == "bpr" else softmax_loss(pos, neg, temperature)
 
 
 def margin_loss(pos: FloatTensor, neg: FloatTensor, margin: float) -> FloatTensor:

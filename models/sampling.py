@@ -52,7 +52,7 @@ class NegativeSampler:
             raise ValueError(f"users {full[:5].tolist()} have every candidate item as a positive: no negative exists")
 
     def sample(self, users: LongTensor, generator: torch.Generator | None = None) -> LongTensor:
-        """One negative item per user. users: shape (B,) -> (B,)."""
+        """One negative item per entry of ``users``. users: any shape (e.g. (B,) or (B, N)) -> the same shape."""
         draw = self.candidates[torch.randint(len(self.candidates), users.shape, generator=generator)]
         for _ in range(MAX_ROUNDS):
             hit = self.positives.contains(users, draw)
@@ -64,14 +64,19 @@ class NegativeSampler:
 
 
 def interaction_batches(
-    users: LongTensor, items: LongTensor, sampler: NegativeSampler, batch_size: int, generator: torch.Generator
+    users: LongTensor, items: LongTensor, sampler: NegativeSampler, batch_size: int, generator: torch.Generator,
+    negatives: int = 1,
 ) -> Iterator[InteractionBatch]:
-    """One epoch: every training pair once, in random order, each with a fresh negative."""
+    """One epoch: every training pair once, in random order, each with a fresh negative (``neg_items`` (B,)), or
+    ``negatives`` > 1 fresh negatives (``neg_items`` (B, negatives))."""
+    if negatives < 1:
+        raise ValueError(f"negatives per positive must be >= 1, got {negatives}")
     order = torch.randperm(len(users), generator=generator)
-    negatives = sampler.sample(users[order], generator)
+    shuffled = users[order]
+    drawn = sampler.sample(shuffled if negatives == 1 else shuffled.unsqueeze(1).repeat(1, negatives), generator)
     for start in range(0, len(order), batch_size):
         at = order[start : start + batch_size]
-        yield InteractionBatch(users[at], items[at], negatives[start : start + batch_size])
+        yield InteractionBatch(users[at], items[at], drawn[start : start + batch_size])
 
 
 CORRUPT = ("both", "tail")

@@ -43,10 +43,12 @@ class TrainConfig:
     seed: int = 2026
     device: str = "auto"
     eval_batch_users: int = 256
+    negatives: int = 1  # sampled negatives per training positive (models with multi_negative take > 1)
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1:
-            raise ValueError(f"bad training settings {asdict(self)}: epochs, batch_size, patience >= 1 and lr > 0")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0 or self.patience < 1 or self.negatives < 1:
+            raise ValueError(f"bad training settings {asdict(self)}: epochs, batch_size, patience, negatives >= 1 "
+                             "and lr > 0")
 
 
 @dataclass(frozen=True)

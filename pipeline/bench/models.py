@@ -133,7 +133,8 @@ def run_recbole(python: Path, data_path: Path, dataset: str, protocol: str, mode
     hyper, config = hyperparameters(model, dataset=dataset)
     seed = config.seed if seed is None else seed
     ours = {**hyper, "lr": config.lr, "batch_size": config.batch_size, "epochs": epochs or config.epochs,
-            "patience": config.patience, "seed": seed, "eval_batch_pairs": RECBOLE_EVAL_PAIRS}
+            "patience": config.patience, "seed": seed, "eval_batch_pairs": RECBOLE_EVAL_PAIRS,
+            "negatives": config.negatives}
     out = data_path / f"{model}-{protocol}-{seed}.json"
     row = run_peer(python, data_path=data_path, dataset=dataset, model=model, protocol=protocol,
                    config=recbole_config(model, ours, protocol), out_json=out, timeout_s=timeout_s)

@@ -113,9 +113,10 @@ MERGED_KEYS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # Our hyperparameters that the RecBole model hardwires to a value: dropped, with a warning when ours differs.
 # RecBole's CKE adds its KG loss to the recommendation loss unweighted (CKE.py: rec_loss, kg_loss, reg_loss are
-# summed by the trainer), i.e. with our kg_weight = 1.
+# summed by the trainer), i.e. with our kg_weight = 1. Its BPR and CKE train with the BPR loss only.
 FIXED_VALUES: dict[str, dict[str, Any]] = {
-    "CKE": {"kg_weight": 1},
+    "BPR": {"cf_loss": "bpr"},
+    "CKE": {"kg_weight": 1, "cf_loss": "bpr"},
 }
 # RecBole models trained pointwise: each positive and each of its sampled negatives is a row of a batch, so its
 # train_batch_size counts rows, and a batch of ours (B positives, each with one negative) is 2 B of its rows.
@@ -231,6 +232,11 @@ def recbole_config(model: str, hyper: dict[str, Any], protocol: str) -> dict[str
     for key, value in hyper.items():
         if key == "batch_size":
             config[keys[key]] = value * POINTWISE.get(name, 1)
+        elif key == "negatives":
+            if value != 1:
+                log.warning("recbole %s: training with one sampled negative per positive, not negatives=%d: "
+                            "RecBole's pairwise sampler (train_neg_sample_args) repeats each positive once per "
+                            "negative, which makes an epoch %d times as long", name, value, value)
         elif key in keys:
             config[keys[key]] = value
         elif key in fixed:

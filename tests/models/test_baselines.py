@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from models.base import RecModel
+from models.base import InteractionBatch, RecModel
 from tests.models.cases import RecModelCase, batch
 
 
@@ -23,6 +23,17 @@ class TestBPRMF(RecModelCase):
         bpr = -torch.log(torch.sigmoid((u * i).sum(1) - (u * j).sum(1))).mean()
         l2 = 0.5 * (u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum()) / (2 * len(b))
         torch.testing.assert_close(model.loss(b), bpr + l2)
+
+
+    def test_softmax_loss_over_several_negatives(self) -> None:
+        model = self.make(l2=0.5, cf_loss="softmax", temperature=0.5)
+        b = batch()
+        several = InteractionBatch(b.users, b.pos_items, torch.stack([b.neg_items, b.pos_items.flip(0)], dim=1))
+        u, i, j = model.user(b.users), model.item(b.pos_items), model.item(several.neg_items)
+        logits = torch.cat([(u * i).sum(1, keepdim=True), torch.einsum("bd,bnd->bn", u, j)], dim=1) / 0.5
+        softmax = -torch.log_softmax(logits, dim=1)[:, 0].mean()
+        l2 = 0.5 * (u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum()) / (2 * len(b))
+        torch.testing.assert_close(model.loss(several), softmax + l2)
 
 
 class TestPopularity(RecModelCase):

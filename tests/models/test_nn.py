@@ -105,6 +105,45 @@ def test_bpr_loss_by_hand() -> None:
     assert float(kgnn.bpr_loss(pos, neg)) == pytest.approx(expected)
 
 
+def test_bpr_loss_over_several_negatives_is_the_mean_over_every_pair() -> None:
+    pos, neg = torch.tensor([2.0, 0.0]), torch.tensor([[1.0, 3.0], [0.0, -1.0]])
+    pairs = [(2.0, 1.0), (2.0, 3.0), (0.0, 0.0), (0.0, -1.0)]
+    expected = sum(math.log(1 + math.exp(n - p)) for p, n in pairs) / 4
+    assert float(kgnn.bpr_loss(pos, neg)) == pytest.approx(expected)
+    assert float(kgnn.bpr_loss(pos, neg[:, :1])) == pytest.approx(float(kgnn.bpr_loss(pos, neg[:, 0])))
+
+
+def test_softmax_loss_by_hand() -> None:
+    pos, neg = torch.tensor([2.0, 0.0]), torch.tensor([[1.0, 3.0], [0.0, -1.0]])
+    # -log(e^p / (e^p + sum e^n)) at temperature 0.5: every score doubled
+    row = lambda p, ns: -math.log(math.exp(2 * p) / (math.exp(2 * p) + sum(math.exp(2 * n) for n in ns)))  # noqa: E731
+    expected = (row(2.0, [1.0, 3.0]) + row(0.0, [0.0, -1.0])) / 2
+    assert float(kgnn.softmax_loss(pos, neg, temperature=0.5)) == pytest.approx(expected)
+    # one negative at temperature 1 is BPR: -log(e^p / (e^p + e^n)) = -log sigmoid(p - n)
+    assert float(kgnn.softmax_loss(pos, neg[:, 0])) == pytest.approx(float(kgnn.bpr_loss(pos, neg[:, 0])))
+
+
+def test_softmax_loss_is_stable_for_large_scores() -> None:
+    loss = kgnn.softmax_loss(torch.tensor([100.0]), torch.tensor([[99.0, 100.0]]), temperature=0.1)  # e^1000
+    assert float(loss) == pytest.approx(math.log(1 + math.exp(-10) + 1), abs=1e-4)
+
+
+def test_ranking_loss_names_an_unknown_loss_or_a_bad_temperature() -> None:
+    pos, neg = torch.tensor([1.0]), torch.tensor([0.0])
+    assert float(kgnn.ranking_loss("bpr", pos, neg)) == float(kgnn.bpr_loss(pos, neg))
+    with pytest.raises(ValueError, match=r"cf_loss='hinge'.*bpr, softmax"):
+        kgnn.ranking_loss("hinge", pos, neg)
+    with pytest.raises(ValueError, match="temperature must be > 0, got 0"):
+        kgnn.ranking_loss("softmax", pos, neg, temperature=0)
+
+
+def test_negative_scores_take_one_or_several_negatives_per_user() -> None:
+    users = torch.tensor([[1.0, 2.0], [0.0, 1.0]])
+    several = torch.tensor([[[1.0, 1.0], [2.0, 0.0], [0.0, -1.0]], [[5.0, 3.0], [1.0, 1.0], [0.0, 0.0]]])
+    assert kgnn.negative_scores(users, several).tolist() == [[3.0, 2.0, -2.0], [3.0, 1.0, 0.0]]
+    assert kgnn.negative_scores(users, several[:, 0]).tolist() == [[3.0], [3.0]]
+
+
 def test_margin_loss_by_hand() -> None:
     pos, neg = torch.tensor([3.0, 1.0, 0.0]), torch.tensor([0.0, 0.5, 2.0])
     # margin 1: max(0, 1 - 3 + 0) = 0, max(0, 1 - 1 + 0.5) = 0.5, max(0, 1 - 0 + 2) = 3

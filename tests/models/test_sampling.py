@@ -85,6 +85,17 @@ def test_interaction_batches_cover_every_pair_once(batch_size: int) -> None:
     assert not PairSet(USERS, ITEMS, NUM_ITEMS).contains(users, neg).any()
 
 
+def test_interaction_batches_draw_several_distinctly_sampled_negatives_per_pair() -> None:
+    sampler = NegativeSampler(PairSet(USERS, ITEMS, NUM_ITEMS), 3, torch.arange(NUM_ITEMS))
+    batches = list(interaction_batches(USERS, ITEMS, sampler, 3, _gen(), negatives=4))
+    assert [tuple(b.neg_items.shape) for b in batches] == [(3, 4), (3, 4), (1, 4)]
+    users, neg = torch.cat([b.users for b in batches]), torch.cat([b.neg_items for b in batches])
+    assert not PairSet(USERS, ITEMS, NUM_ITEMS).contains(users.unsqueeze(1).expand_as(neg), neg).any()
+    assert (neg != neg[:, :1]).any(dim=1).any()  # drawn independently, not one negative repeated
+    with pytest.raises(ValueError, match="negatives per positive must be >= 1, got 0"):
+        next(interaction_batches(USERS, ITEMS, sampler, 3, _gen(), negatives=0))
+
+
 def test_triple_batches_corrupt_exactly_one_side() -> None:
     gen = _gen(3)
     heads, tails = torch.randint(30, (2, 500), generator=gen)

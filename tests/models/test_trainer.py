@@ -90,6 +90,18 @@ def test_kgat_alternates_a_cf_and_a_kg_phase_and_keeps_the_attention_of_its_best
     assert torch.allclose(best["attention"], model.attention)
 
 
+def test_several_negatives_train_the_models_that_take_them_and_are_refused_by_the_others() -> None:
+    config = TrainConfig(epochs=2, batch_size=4, lr=0.05, patience=100, seed=3, device="cpu", negatives=3)
+    hyper = {"embedding_dim": 4, "kg_embedding_dim": 2, "cf_loss": "softmax"}
+    fitted = fit("cke", tiny_data(), protocol="ranking", hyper=hyper, config=config, progress=False)
+    assert all(h["loss"]["cf+kg"] > 0 for h in fitted.result.history)
+    with pytest.raises(ValueError, match=r"KGCN trains on one negative per positive, got train.negatives=3; "
+                                         r"models that take several: bprmf, cke"):
+        _fit(None, config)
+    with pytest.raises(ValueError, match="negatives >= 1"):
+        TrainConfig(negatives=0)
+
+
 def test_cke_trains_its_kg_loss_in_every_interaction_batch() -> None:
     config = TrainConfig(epochs=2, batch_size=4, lr=0.05, patience=100, seed=3, device="cpu")
     fitted = fit("cke", tiny_data(), protocol="ranking", hyper={"embedding_dim": 4, "kg_embedding_dim": 2},

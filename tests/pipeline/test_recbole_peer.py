@@ -98,6 +98,17 @@ def test_cke_kg_weight_other_than_one_is_dropped_with_a_warning(caplog: pytest.L
     assert caplog.records[0].levelno == logging.WARNING
 
 
+def test_a_softmax_loss_over_several_negatives_is_named_in_warnings(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO, logger="kgrec.bench"):
+        config = recbole_config("cke", {"embedding_dim": 8, "cf_loss": "softmax", "negatives": 64}, "ranking")
+        assert recbole_config("bprmf", {"cf_loss": "bpr", "negatives": 1}, "ranking") == {}
+    assert config == {"embedding_size": 8}
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2  # the BPR-MF defaults are what RecBole's BPR does: nothing to say
+    assert "cf_loss='softmax'" in warnings[0] and "fixes it at 'bpr'" in warnings[0]
+    assert "not negatives=64" in warnings[1] and "64 times as long" in warnings[1]
+
+
 def test_cke_needs_both_l2_weights_or_neither() -> None:
     assert recbole_config("cke", {"embedding_dim": 8}, "ranking") == {"embedding_size": 8}
     with pytest.raises(ValueError, match="reg_weights takes l2, kg_l2 together; missing kg_l2"):
