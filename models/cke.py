@@ -11,9 +11,9 @@ the KG vectors of the triple batch.
 The CF loss (``cf_loss``) is the paper's pairwise BPR loss (``"bpr"``) or a sampled softmax (``"softmax"``,
 :func:`models.nn.softmax_loss`) of each positive against the N negatives the trainer draws for it
 (``train.negatives``). The defaults (models/defaults.toml) are the softmax over 64 negatives, with patience 10:
-on both benchmark sets it ranks better than BPR over one or over 64 negatives (README, "Models II"); its
-validation recall rests on a popularity plateau for a few epochs before it personalises, which patience 5 can
-mistake for convergence. ``cf_loss="bpr"`` with ``train.negatives=1`` is the paper's (and RecBole's) CKE.
+it ranks better than BPR over one negative on both benchmark sets, and than BPR over 64 on kgcn-music (README,
+"Models II"); its validation recall rests on a popularity plateau for a few epochs before it personalises, which
+patience 5 can mistake for convergence. ``cf_loss="bpr"`` with ``train.negatives=1`` is the paper's (and RecBole's) CKE.
 
 Only the structural part of CKE is built (no textual or visual autoencoders: the KG has no text or images).
 A cold item's CF offset never trains, but its entity vector does.
