@@ -87,6 +87,10 @@ bench-models: setup
 	  --peer recbole --epochs 100 --seeds 3 --json var/bench/music-cke.json
 	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
 	  --models cke,cke:cf_loss=bpr:train.negatives=1 --peer recbole --epochs 60 --seeds 3 --json var/bench/ml-cke.json
+	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
+	  --models kgnnls,ripplenet --peer recbole --epochs 10 --seeds 3 --json var/bench/ml-models1-peer.json
+	$(KGREC) -p movielens bench models --dataset movielens-small --protocol ranking \
+	  --models kgcn --peer recbole --epochs 10 --seeds 3 --json var/bench/ml-kgcn-peer.json
 
 # Freezes .venv as it is (after a deliberate `pip install` of a new version) into the lock file.
 lock:
