@@ -24,7 +24,6 @@ class TestBPRMF(RecModelCase):
         l2 = 0.5 * (u.pow(2).sum() + i.pow(2).sum() + j.pow(2).sum()) / (2 * len(b))
         torch.testing.assert_close(model.loss(b), bpr + l2)
 
-
     def test_softmax_loss_over_several_negatives(self) -> None:
         model = self.make(l2=0.5, cf_loss="softmax", temperature=0.5)
         b = batch()
