@@ -8,14 +8,20 @@ out-edges on the undirected graph: ``F``), one hop back from each candidate (``B
 - length 1: a backward neighbour is a history entity;
 - length 2: a backward neighbour equals a forward neighbour (a join on the entity);
 - length 3: a KG edge joins a forward neighbour to a backward neighbour, found among the out-edges of the
-  distinct backward neighbours.
+  distinct backward neighbours (or, for a backward neighbour that is a hub, among the forward neighbours' edges into
+  hubs).
 Every step is a sort + ``searchsorted`` join over tensors; the work is bounded by the edges of the history items,
 of the candidates and of the candidates' neighbours. Paths revisiting an entity are dropped. :mod:`models.explain`
 ranks them with the model's own path scorer and keeps the best.
+
+:meth:`PathFinder.find_many` does this for many users at once (no loop over users, paths or nodes): every row of
+the call has an owner (its user's row, 0..U-1) and every join keys on ``(owner, entity)``, so a path from an owner's
+history only ends at a candidate of the same owner. It runs on the device of its input tensors.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, fields
 
 import torch
@@ -52,15 +58,27 @@ class PathSet:
         a, b = self.entities[:, :-1], self.entities[:, 1:]
         heads = torch.where(self.inverse, b, a)
         tails = torch.where(self.inverse, a, b)
-        valid = torch.arange(MAX_LENGTH)[None, :] < self.length[:, None]
+        valid = torch.arange(MAX_LENGTH, device=self.length.device)[None, :] < self.length[:, None]
         return heads, self.relations, tails, valid
 
 
 class PathFinder:
-    """The KG's undirected adjacency (CSR) and the items' entities; :meth:`find` enumerates paths."""
+    """The KG's undirected adjacency (CSR) and the items' entities; :meth:`find_many` enumerates paths.
 
-    def __init__(self, kg: KnowledgeGraph) -> None:
-        self.kg = kg
+    ``max_degree`` caps the 3-hop paths: with a cap, ``h - x - y - c`` is enumerated only when both middle entities
+    ``x`` and ``y`` have at most ``max_degree`` edges (undirected degree); 1- and 2-hop paths are never capped (a
+    2-hop join through a hub costs no more than the hops from the history and the candidates). Why: at amazon-book
+    scale a few tail entities have 10^5 edges, and 3-hop paths through them both cost O(hub degree) per user (the
+    middle hop is expanded from the out-edges of the candidates' neighbours) and explain nothing ("both are
+    books"). None: exact, every path; then the middle hops into a hub (degree above ``sqrt(2 E)``) are found from
+    the forward side instead, along each forward neighbour's few edges into hubs, so that a hub costs the paths
+    through it rather than its degree per user.
+    """
+
+    def __init__(self, kg: KnowledgeGraph, max_degree: int | None = None) -> None:
+        if max_degree is not None and max_degree < 1:
+            raise ValueError(f"max_degree must be positive or None, got {max_degree}")
+        self.kg, self.max_degree = kg, max_degree
         src = torch.cat([kg.heads, kg.tails])
         dst = torch.cat([kg.tails, kg.heads])
         rel = torch.cat([kg.relations, kg.relations])
@@ -68,6 +86,23 @@ class PathFinder:
         order = torch.argsort(src * kg.num_entities + dst, stable=True)
         self.src, self.dst, self.rel, self.inv = src[order], dst[order], rel[order], inv[order]
         self.pointer = csr_pointer(src, kg.num_entities)
+        self.degree = self.pointer[1:] - self.pointer[:-1]  # (num_entities,) undirected degree
+        self.item_entity = kg.item_entity
+        # middle hops into nodes of degree > split are found from their other end (exact search only)
+        self.split = max_degree if max_degree is not None else max(1, int((2 * kg.num_triples) ** 0.5))
+        self.hub_edge = torch.nonzero(self.degree[self.dst] > self.split).flatten()  # edges into hubs, by source
+        self.hub_pointer = csr_pointer(self.src[self.hub_edge], kg.num_entities)
+
+    @property
+    def device(self) -> torch.device:
+        return self.src.device
+
+    def to(self, device: torch.device | str) -> PathFinder:
+        """A copy with the adjacency on ``device`` (``kg`` itself stays where it is)."""
+        moved = copy.copy(self)
+        for name in ("src", "dst", "rel", "inv", "pointer", "degree", "item_entity", "hub_edge", "hub_pointer"):
+            setattr(moved, name, getattr(self, name).to(device))
+        return moved
 
     def out_edges(self, nodes: LongTensor) -> tuple[LongTensor, LongTensor]:
         """(position in ``nodes``, edge id) of every out-edge of each node. nodes: (n,)."""
@@ -76,51 +111,100 @@ class PathFinder:
 
     def find(self, history: LongTensor, candidates: LongTensor, exclude: int | None = None) -> PathSet:
         """Every path of length <= 3 from the entities of ``history`` (items) to those of ``candidates`` (items),
-        none through the node ``exclude`` (the user being explained, on a graph with interactions)."""
-        hist_entity = self.kg.item_entity[history]  # (H,)
-        cand_entity = self.kg.item_entity[candidates]  # (C,)
-        f_own, f_edge = self.out_edges(hist_entity)  # forward hop: history h -> x
-        b_own, b_edge = self.out_edges(cand_entity)  # backward hop: candidate c -> y (walked y -> c in the path)
-        f_x, b_y = self.dst[f_edge], self.dst[b_edge]
-        parts = []
-        # length 1: y is a history entity; the path is h -(b_edge reversed)- c
-        bi, hi = _join(b_y, hist_entity)
-        parts.append(self._paths([hi], [b_edge[bi]], b_own[bi], history, candidates, reverse_last=[True]))
-        # length 2: x == y
-        fi, bi = _join(f_x, b_y)
-        parts.append(self._paths([f_own[fi]], [f_edge[fi], b_edge[bi]], b_own[bi], history, candidates,
-                                 reverse_last=[False, True]))
-        # length 3: an edge x -> y with x a forward and y a backward neighbour
-        ys = torch.unique(b_y)
-        _, m_edge = self.out_edges(ys)  # out-edges of y: y -> x'
-        fi, mi = _join(f_x, self.dst[m_edge])
-        if len(fi):
-            mid_edge = m_edge[mi]  # y -> x, walked x -> y in the path
-            bj, mj = _join(b_y, self.src[mid_edge])
-            fi = fi[mj]
-            mid_edge = mid_edge[mj]
-            parts.append(self._paths([f_own[fi]], [f_edge[fi], mid_edge, b_edge[bj]], b_own[bj], history,
-                                     candidates, reverse_last=[False, True, True]))
-        paths = _cat(parts)
-        keep = _simple(paths.entities, paths.length)
-        if exclude is not None:
-            keep &= (paths.entities != exclude).all(1)
-        return paths.select(torch.nonzero(keep).flatten())
+        none through the node ``exclude`` (the user being explained, on a graph with interactions): one owner of
+        :meth:`find_many`."""
+        excluded = None if exclude is None else torch.tensor([exclude], device=history.device)
+        return self.find_many(torch.zeros_like(history), history, torch.zeros_like(candidates), candidates, excluded)
 
-    def _paths(self, hist_pos: list[LongTensor], edges: list[LongTensor], cand_pos: LongTensor, history: LongTensor,
-               candidates: LongTensor, reverse_last: list[bool]) -> PathSet:
+    def find_many(self, hist_owner: LongTensor, hist_items: LongTensor, cand_owner: LongTensor, cand_items: LongTensor,
+                  exclude: LongTensor | None = None) -> PathSet:
+        """Every path of length <= 3 (3-hop ones capped by ``max_degree``) from the entities of each owner's history
+        items to those of the same owner's candidates, for U owners at once.
+
+        hist_owner, hist_items: (H,) an owner (0..U-1) and one of its history items; cand_owner, cand_items: (C,)
+        likewise for the candidates; exclude: (U,) a node per owner that none of its paths passes through (the user
+        node, on a graph with interactions), or None. The PathSet's ``candidate`` indexes the C candidates.
+
+        Work and memory grow with the sum over owners of: the out-edges of the history and candidate entities, the
+        out-edges of the distinct backward neighbours of degree <= ``max_degree`` (or <= ``sqrt(2 E)`` without a
+        cap, plus each forward neighbour's edges into hubs) and the paths found, about linearly in the number of
+        owners. The caller chunks the owners to bound it.
+        """
+        n = self.kg.num_entities  # join keys: owner * n + entity
+        hist_entity, cand_entity = self.item_entity[hist_items], self.item_entity[cand_items]  # (H,), (C,)
+        f_pos, f_edge = self._hops(hist_entity, hist_owner, exclude)  # forward hop: history h -> x
+        b_pos, b_edge = self._hops(cand_entity, cand_owner, exclude)  # backward hop: candidate c -> y (walked y -> c)
+        f_key = hist_owner[f_pos] * n + self.dst[f_edge]  # (owner, x)
+        b_key = cand_owner[b_pos] * n + self.dst[b_edge]  # (owner, y)
+        items = (hist_items, cand_items)
+        # length 1: y is a history entity of the same owner; the path is h -(b_edge reversed)- c
+        bi, hi = _join(b_key, hist_owner * n + hist_entity)
+        parts = [self._paths(hi, [b_edge[bi]], b_pos[bi], *items, reversed_hops=[True])]
+        # length 2: x == y
+        fi, bi = _join(f_key, b_key)
+        parts.append(self._paths(f_pos[fi], [f_edge[fi], b_edge[bi]], b_pos[bi], *items, reversed_hops=[False, True]))
+        # length 3: an edge x - y with x a forward and y a backward neighbour of the same owner
+        fi, mid_edge, bj = self._middle(f_key, b_key)  # y not a hub: the edge y -> x, reversed
+        parts.append(self._paths(f_pos[fi], [f_edge[fi], mid_edge, b_edge[bj]], b_pos[bj], *items,
+                                 reversed_hops=[False, True, True]))
+        if self.max_degree is None:
+            fi, mid_edge, bj = self._middle_to_hubs(f_key, b_key)  # y a hub: the edge x -> y
+            parts.append(self._paths(f_pos[fi], [f_edge[fi], mid_edge, b_edge[bj]], b_pos[bj], *items,
+                                     reversed_hops=[False, False, True]))
+        paths = _cat(parts)
+        return paths.select(torch.nonzero(_simple(paths.entities, paths.length)).flatten())
+
+    def _hops(self, entity: LongTensor, owner: LongTensor, exclude: LongTensor | None) -> tuple[LongTensor, LongTensor]:
+        """:meth:`out_edges` of ``entity`` (n,), without those from or to their owner's excluded node."""
+        pos, edge = self.out_edges(entity)
+        if exclude is None:
+            return pos, edge
+        banned = exclude[owner[pos]]
+        keep = torch.nonzero((entity[pos] != banned) & (self.dst[edge] != banned)).flatten()
+        return pos[keep], edge[keep]
+
+    def _middle(self, f_key: LongTensor, b_key: LongTensor) -> tuple[LongTensor, LongTensor, LongTensor]:
+        """The middle hops of 3-hop paths through a y of degree <= ``split`` (and, with a cap, an x of degree <=
+        ``max_degree``): (forward hop, edge y -> x, backward hop) of every edge between a forward neighbour x and a
+        backward neighbour y of the same owner; expanded from the distinct (owner, y), each edge searched among the
+        forward keys (the smaller side is the one sorted)."""
+        n = self.kg.num_entities
+        ys = torch.unique(b_key)  # distinct (owner, y)
+        ys = ys[self.degree[ys % n] <= self.split]
+        forward = torch.arange(len(f_key), device=f_key.device)
+        if self.max_degree is not None:
+            forward = torch.nonzero(self.degree[f_key % n] <= self.max_degree).flatten()
+        y_at, m_edge = self.out_edges(ys % n)  # out-edges of y: y -> x
+        mi, fi = _join((ys - ys % n)[y_at] + self.dst[m_edge], f_key[forward])  # on (owner, x)
+        bj, mj = _join(b_key, ys[y_at[mi]])  # on (owner, y)
+        return forward[fi[mj]], m_edge[mi[mj]], bj
+
+    def _middle_to_hubs(self, f_key: LongTensor, b_key: LongTensor) -> tuple[LongTensor, LongTensor, LongTensor]:
+        """The middle hops of 3-hop paths through a hub y (degree > ``split``): (forward hop, edge x -> y, backward
+        hop), expanded from the distinct (owner, x) along their edges into hubs."""
+        n = self.kg.num_entities
+        xs = torch.unique(f_key)  # distinct (owner, x)
+        start = self.hub_pointer[xs % n]
+        x_at, _, at = expand_ranges(start, self.hub_pointer[xs % n + 1] - start)
+        h_edge = self.hub_edge[at]  # x -> y, y a hub
+        bj, hi = _join(b_key, (xs - xs % n)[x_at] + self.dst[h_edge])  # on (owner, y)
+        fi, hj = _join(f_key, xs[x_at[hi]])  # on (owner, x)
+        return fi, h_edge[hi[hj]], bj[hj]
+
+    def _paths(self, hist_pos: LongTensor, edges: list[LongTensor], cand_pos: LongTensor, history: LongTensor,
+               candidates: LongTensor, reversed_hops: list[bool]) -> PathSet:
         """Paths from their hop edges: each edge id walked forward (src -> dst) or reversed (dst -> src)."""
-        n, length = len(cand_pos), len(edges)
-        entities = torch.full((n, MAX_LENGTH + 1), -1, dtype=torch.long)
-        relations = torch.full((n, MAX_LENGTH), -1, dtype=torch.long)
-        inverse = torch.zeros(n, MAX_LENGTH, dtype=torch.bool)
-        for j, (edge, reverse) in enumerate(zip(edges, reverse_last, strict=True)):  # over hops (<= 3)
+        n, length, device = len(cand_pos), len(edges), cand_pos.device
+        entities = torch.full((n, MAX_LENGTH + 1), -1, dtype=torch.long, device=device)
+        relations = torch.full((n, MAX_LENGTH), -1, dtype=torch.long, device=device)
+        inverse = torch.zeros(n, MAX_LENGTH, dtype=torch.bool, device=device)
+        for j, (edge, reverse) in enumerate(zip(edges, reversed_hops, strict=True)):  # over hops (<= 3)
             a, b = (self.dst[edge], self.src[edge]) if reverse else (self.src[edge], self.dst[edge])
             entities[:, j], entities[:, j + 1] = a, b
             relations[:, j] = self.rel[edge]
             inverse[:, j] = self.inv[edge] ^ reverse  # undirected edge stored inverse, walked reversed
-        return PathSet(cand_pos, candidates[cand_pos], history[hist_pos[0]], entities, relations, inverse,
-                       torch.full((n,), length, dtype=torch.long))
+        return PathSet(cand_pos, candidates[cand_pos], history[hist_pos], entities, relations, inverse,
+                       torch.full((n,), length, dtype=torch.long, device=device))
 
 
 def _join(left: LongTensor, right: LongTensor) -> tuple[LongTensor, LongTensor]:
@@ -135,7 +219,7 @@ def _join(left: LongTensor, right: LongTensor) -> tuple[LongTensor, LongTensor]:
 
 def _simple(entities: LongTensor, length: LongTensor) -> BoolTensor:
     """Paths that visit no entity twice. entities: (P, 4) padded with -1."""
-    real = torch.arange(MAX_LENGTH + 1)[None, :] <= length[:, None]
+    real = torch.arange(MAX_LENGTH + 1, device=length.device)[None, :] <= length[:, None]
     same = (entities[:, :, None] == entities[:, None, :]) & real[:, :, None] & real[:, None, :]
     return same.sum((1, 2)) == real.sum(1)
 

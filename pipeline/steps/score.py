@@ -102,8 +102,10 @@ def score(settings: Settings, run_date: date, *, model: str | None = None, versi
     recs = top_k(net, data, chosen, k, chunk=settings.score.chunk_users, device=device, progress=progress)
     score_s = time.perf_counter() - began
     began = time.perf_counter()
-    explainer = Explainer(net, data, history=("train", "valid", "test", "cold_test")) if per_item else None
-    rows = best_paths(explainer, recs, per_item, progress=progress) if explainer else None
+    explainer = Explainer(net, data, history=("train", "valid", "test", "cold_test"),
+                          max_degree=settings.score.max_path_degree) if per_item else None
+    rows = best_paths(explainer, recs, per_item, explain_top=settings.score.explain_top,
+                      progress=progress) if explainer else None
     labels = Labels.from_kg(kg, data.entity_ids, data.relation_ids)
     verb = VERBS.get(settings.extract.domain, "liked")
     explanations = render(rows, labels, verb=verb) if rows is not None else _no_explanations()
