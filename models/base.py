@@ -84,6 +84,11 @@ class RecModel(nn.Module):
 
     ``multi_negative`` is True for models whose ``loss`` takes N negatives per positive (``neg_items`` of shape
     (B, N)); the trainer refuses ``negatives`` > 1 for the others.
+
+    ``precisions`` lists the precisions the model may train in (``train.precision``): fp32 always, bf16 (autocast)
+    only where a test shows the model reaching its fp32 validation metric in it. ``graph_phases`` names the training
+    phases (``"cf"``, ``"cf+kg"``, ``"kg"``) whose step may be captured as a CUDA graph: fixed shapes and no host
+    synchronisation in the loss (:mod:`models.cuda_graphs`).
     """
 
     kind = "interactions"
@@ -91,6 +96,8 @@ class RecModel(nn.Module):
     samples_graph = False
     multi_negative = False
     kg_phase: str | None = None
+    precisions: tuple[str, ...] = ("fp32",)
+    graph_phases: tuple[str, ...] = ()
 
     def __init__(self, *, num_users: int, num_items: int) -> None:
         super().__init__()
@@ -123,9 +130,10 @@ class RecModel(nn.Module):
         """The KG loss of one batch of triples, already weighted (models with a ``kg_phase``)."""
         raise NotImplementedError
 
-    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
-        """How strongly this model supports each KG path from ``user``'s history to a candidate, higher = better:
-        its attention along the path, or the similarity of its embeddings (:mod:`models.explain`). (P,)."""
+    def path_scores(self, users: LongTensor, paths: PathSet) -> FloatTensor:
+        """How strongly this model supports each KG path from its user's history to a candidate, higher = better:
+        its attention along the path, or the similarity of its embeddings (:mod:`models.explain`). users: (P,) the
+        user of each path (many users in one call, on the model's device) -> (P,)."""
         raise NotImplementedError
 
     def on_epoch_start(self, generator: torch.Generator) -> None:
@@ -135,10 +143,16 @@ class RecModel(nn.Module):
         """Hook after each epoch's training, before validation (KGAT recomputes its attention); nothing by default."""
 
 
-def item_chunks(num_items: int, per_item_cost: int, rows: int, budget: int = 1 << 24) -> list[LongTensor]:
-    """Item index ranges whose ``rows x items x per_item_cost`` work stays under ``budget`` elements."""
-    size = max(1, budget // max(rows * per_item_cost, 1))
-    return list(torch.arange(num_items).split(size))
+CHUNK_ELEMENTS = {"cpu": 1 << 22, "cuda": 1 << 28}  # work per chunk: cache-friendly on a CPU, large on a GPU
+
+
+def item_chunks(num_items: int, per_item_cost: int, rows: int, device: torch.device | str = "cpu"
+                ) -> list[LongTensor]:
+    """Item index ranges (on ``device``) whose ``rows x items x per_item_cost`` work stays under the device's
+    :data:`CHUNK_ELEMENTS`: few, large chunks on a GPU, where each chunk's kernel launches cost more than its work."""
+    device = torch.device(device)
+    size = max(1, CHUNK_ELEMENTS.get(device.type, CHUNK_ELEMENTS["cpu"]) // max(rows * per_item_cost, 1))
+    return list(torch.arange(num_items, device=device).split(size))
 
 
 class KGEModel(nn.Module):
@@ -147,6 +161,8 @@ class KGEModel(nn.Module):
     kind = "triples"
     trainable = True
     samples_graph = False
+    precisions: tuple[str, ...] = ("fp32",)
+    graph_phases: tuple[str, ...] = ("kg",)  # score_hrt and a margin or BCE loss: fixed shapes, no host sync
 
     def __init__(self, *, num_entities: int, num_relations: int) -> None:
         super().__init__()
@@ -175,8 +191,9 @@ class KGEModel(nn.Module):
         """The training loss of one batch (a scalar)."""
         raise NotImplementedError
 
-    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
-        """The mean plausibility of each path's hops as triples (a KG embedding has no users). (P,)."""
+    def path_scores(self, users: LongTensor, paths: PathSet) -> FloatTensor:
+        """The mean plausibility of each path's hops as triples (a KG embedding has no users: ``users`` (P,) is
+        ignored). -> (P,)."""
         heads, relations, tails, valid = paths.hop_triples()
         flat = self.score_hrt(heads.clamp_min(0).flatten(), relations.clamp_min(0).flatten(),
                               tails.clamp_min(0).flatten())

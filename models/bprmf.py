@@ -21,6 +21,8 @@ from models.typing import FloatTensor, LongTensor
 
 
 class BPRMF(RecModel):
+    graph_phases = ("cf",)
+    precisions = ("fp32", "bf16")
     multi_negative = True
 
     def __init__(self, *, num_users: int, num_items: int, embedding_dim: int = 64, l2: float = 1e-5,
@@ -39,7 +41,7 @@ class BPRMF(RecModel):
     def score_all(self, users: LongTensor) -> FloatTensor:
         return self.user(users) @ self.item.weight.T  # (B, num_items)
 
-    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+    def path_scores(self, users: LongTensor, paths: PathSet) -> FloatTensor:
         """BPR-MF knows no KG: a path counts as much as its history item's vector resembles the candidate's."""
         return F.cosine_similarity(self.item(paths.item), self.item(paths.target), dim=-1)
 

@@ -34,6 +34,8 @@ from models.typing import FloatTensor, LongTensor
 
 
 class CKE(RecModel):
+    graph_phases = ("cf+kg",)
+    precisions = ("fp32", "bf16")
     kg_phase = "joint"
     multi_negative = True
 
@@ -85,8 +87,8 @@ class CKE(RecModel):
         cf = kgnn.ranking_loss(self.cf_loss, (u * i).sum(-1), kgnn.negative_scores(u, j), self.temperature)
         return cf + self.l2 * kgnn.l2_penalty(u, i, j)
 
-    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
-        """The mean TransR plausibility (negative distance) of each path's hops."""
+    def path_scores(self, users: LongTensor, paths: PathSet) -> FloatTensor:
+        """The mean TransR plausibility (negative distance) of each path's hops (the same for every user)."""
         heads, relations, tails, valid = paths.hop_triples()
         r_ids = relations.clamp_min(0)
         m = self.relation_matrix(r_ids).unflatten(-1, (self.dim, self.kg_dim))

@@ -42,6 +42,8 @@ def context() -> Context:
     if world <= 1:
         return Context()
     if not dist.is_initialized():
+        if torch.cuda.is_available():  # NCCL: each rank on its own GPU, set before the group forms
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     return Context(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 

@@ -11,6 +11,11 @@ Protocols (name which one a number uses; papers in this field often differ):
 
 Ties: ranks are PyKEEN's *realistic* ranks, the mean of the optimistic (1 + #higher) and pessimistic
 (#higher + #equal, itself included) ranks, so a constant scorer is not rewarded by sort order.
+
+Everything runs on the model's device, in user chunks (on CUDA as many users as ``GPU_EVAL_CELLS`` scores allow):
+scores, masks, ranks and the metric sums stay there, and one transfer brings the sums back. Metrics at K only need
+the ranks of targets that can be within the top K, so a chunk takes one ``topk`` instead of sorting every row
+(:func:`ranks_within`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from models.graph import csr_pointer, expand_ranges
 from models.typing import BoolTensor, FloatTensor, LongTensor
 
 RANKING_METRICS = ("recall", "ndcg", "precision", "hit", "mrr")
+GPU_EVAL_CELLS = 1 << 26  # scores per user chunk on CUDA (256 MB in fp32)
 
 
 def realistic_rank(scores: FloatTensor, target: LongTensor) -> FloatTensor:
@@ -52,13 +58,37 @@ def realistic_ranks(scores: FloatTensor, targets: FloatTensor) -> FloatTensor:
     return (higher + 1 + at_least).double() / 2
 
 
+def ranks_within(scores: FloatTensor, targets: FloatTensor, k: int) -> FloatTensor:
+    """:func:`realistic_ranks` of the targets that can rank within the top ``k``; ``inf`` for those below the k-th
+    best score (their realistic rank is above k). scores: (B, N); targets: (B, P) -> (B, P).
+
+    With ``kth`` a row's k-th best score: a target below it has k scores above it; one above it has all the scores
+    that beat or tie it among the top k; one equal to it ties with every score equal to ``kth`` in the row.
+    """
+    top = scores.topk(min(k, scores.shape[1]), dim=1).values  # (B, k) best first
+    kth = top[:, -1:]  # (B, 1)
+    higher = (top[:, None, :] > targets[:, :, None]).sum(-1)  # (B, P)
+    at_least = (top[:, None, :] >= targets[:, :, None]).sum(-1)  # (B, P) exact when the target beats kth
+    ties = (scores == kth).sum(1, keepdim=True) - (top == kth).sum(1, keepdim=True)  # kth's ties outside the top
+    at_least = torch.where(targets == kth, at_least + ties, at_least)
+    ranks = (higher + 1 + at_least).double() / 2
+    return torch.where(targets >= kth, ranks, torch.full_like(ranks, math.inf))
+
+
+def user_chunk(batch_users: int, num_items: int, device: torch.device | str) -> int:
+    """Users per evaluation chunk: ``batch_users`` on the CPU; on CUDA as many as ``GPU_EVAL_CELLS`` scores allow."""
+    if torch.device(device).type != "cuda":
+        return batch_users
+    return max(batch_users, GPU_EVAL_CELLS // max(num_items, 1))
+
+
 def metrics_from_ranks(ranks: FloatTensor, valid: BoolTensor, k: int) -> dict[str, FloatTensor]:
     """Per-user metrics at K. ranks: (B, P) target ranks; valid: (B, P) False for padding -> each (B,)."""
     hits = valid & (ranks <= k)  # (B, P)
     n_targets = valid.sum(1).double()  # (B,)
     n_hits = hits.sum(1).double()
     gains = torch.where(hits, 1.0 / torch.log2(ranks + 1), torch.zeros_like(ranks)).sum(1)
-    discounts = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64))  # (K,)
+    discounts = 1.0 / torch.log2(torch.arange(2, k + 2, dtype=torch.float64, device=ranks.device))  # (K,)
     ideal = torch.cumsum(discounts, 0)[(n_targets.clamp(1, k) - 1).long()]
     best = torch.where(hits, ranks, torch.full_like(ranks, math.inf)).min(1).values
     return {
@@ -73,12 +103,12 @@ def metrics_from_ranks(ranks: FloatTensor, valid: BoolTensor, k: int) -> dict[st
 class _ByUser:
     """Pairs grouped by user for chunked lookups: pointer (num_users + 1,) into items sorted by user."""
 
-    def __init__(self, pairs: Sequence[Pairs], num_users: int) -> None:
+    def __init__(self, pairs: Sequence[Pairs], num_users: int, device: torch.device | str = "cpu") -> None:
         users = torch.cat([p.users for p in pairs]) if pairs else torch.zeros(0, dtype=torch.long)
         items = torch.cat([p.items for p in pairs]) if pairs else torch.zeros(0, dtype=torch.long)
         order = torch.argsort(users, stable=True)
-        self.users, self.items = users[order], items[order]
-        self.pointer = csr_pointer(users, num_users)
+        self.users, self.items = users[order].to(device), items[order].to(device)
+        self.pointer = csr_pointer(users, num_users).to(device)
 
     def rows(self, chunk: LongTensor) -> tuple[LongTensor, LongTensor, LongTensor]:
         """(row in chunk, position within the user's list, item) of every pair of the chunk's users."""
@@ -86,7 +116,63 @@ class _ByUser:
         return row, position, self.items[at]
 
 
-@torch.no_grad()
+class RankingEvaluator:
+    """Full-ranking metrics of ``targets`` with the ``known`` pairs masked, on ``device``; the lookups are built once,
+    so a validation split is evaluated every epoch without rebuilding them.
+
+    ``candidates`` limits the ranking to those items (the cold-start split ranks the cold items only); targets
+    outside it are dropped. Calling it on a model returns ``{"recall@20": ..., ..., "users": n}``.
+    """
+
+    def __init__(self, targets: Pairs, known: Sequence[Pairs], *, num_users: int, num_items: int,
+                 ks: Sequence[int] = (20,), candidates: LongTensor | None = None, batch_users: int = 256,
+                 device: torch.device | str = "cpu") -> None:
+        self.ks, self.device = tuple(ks), torch.device(device)
+        column = torch.arange(num_items)
+        if candidates is not None:  # item -> column among the candidates, -1 when not a candidate
+            column = torch.full((num_items,), -1, dtype=torch.long)
+            column[candidates] = torch.arange(len(candidates))
+            keep = column[targets.items] >= 0
+            targets = Pairs(targets.users[keep], targets.items[keep])
+        self.column = column.to(self.device)
+        self.candidates = None if candidates is None else candidates.to(self.device)
+        self.by_target = _ByUser([targets], num_users, self.device)
+        self.by_known = _ByUser(list(known), num_users, self.device)
+        self.users = torch.unique(targets.users).to(self.device)
+        width = num_items if candidates is None else len(candidates)
+        self.chunk = user_chunk(batch_users, width, self.device)
+
+    @torch.no_grad()
+    def __call__(self, model: RecModel) -> dict[str, float]:
+        sums = {f"{m}@{k}": torch.zeros((), dtype=torch.float64, device=self.device)
+                for k in self.ks for m in RANKING_METRICS}
+        model.eval()
+        for start in range(0, len(self.users), self.chunk):
+            chunk = self.users[start : start + self.chunk]
+            for name, values in self._chunk_metrics(model, chunk).items():
+                sums[name] += values.sum()
+        totals = torch.stack(list(sums.values())).tolist() if sums else []  # the one transfer back
+        out = {name: total / max(len(self.users), 1) for name, total in zip(sums, totals, strict=True)}
+        return {**out, "users": len(self.users)}
+
+    def _chunk_metrics(self, model: RecModel, chunk: LongTensor) -> dict[str, FloatTensor]:
+        scores = model.score_all(chunk).float()  # (B, num_items); may be a view of the model's own tensors
+        if self.candidates is not None:
+            scores = scores[:, self.candidates]  # (B, C)
+        row, _, item = self.by_known.rows(chunk)
+        col = self.column[item]
+        hidden = col >= 0
+        scores = scores.index_put((row[hidden], col[hidden]), scores.new_tensor(-math.inf))  # masked in a copy
+        row, position, item = self.by_target.rows(chunk)
+        width = int(position.max()) + 1 if len(position) else 1
+        target_scores = torch.full((len(chunk), width), -math.inf, device=scores.device)
+        valid = torch.zeros(len(chunk), width, dtype=torch.bool, device=scores.device)
+        target_scores[row, position] = scores[row, self.column[item]]
+        valid[row, position] = True
+        ranks = ranks_within(scores, target_scores, max(self.ks))
+        return {name: values for k in self.ks for name, values in metrics_from_ranks(ranks, valid, k).items()}
+
+
 def ranking_metrics(
     model: RecModel,
     targets: Pairs,
@@ -97,42 +183,9 @@ def ranking_metrics(
     batch_users: int = 256,
     device: torch.device | str = "cpu",
 ) -> dict[str, float]:
-    """Full-ranking metrics of ``targets`` with the ``known`` pairs masked.
-
-    ``candidates`` limits the ranking to those items (the cold-start split ranks the cold items only);
-    targets outside it are dropped. Returns ``{"recall@20": ..., ..., "users": n}``.
-    """
-    num_items = model.num_items
-    column = torch.arange(num_items)
-    if candidates is not None:  # item -> column among the candidates, -1 when not a candidate
-        column = torch.full((num_items,), -1, dtype=torch.long)
-        column[candidates] = torch.arange(len(candidates))
-        keep = column[targets.items] >= 0
-        targets = Pairs(targets.users[keep], targets.items[keep])
-    by_target, by_known = _ByUser([targets], model.num_users), _ByUser(list(known), model.num_users)
-    users = torch.unique(targets.users)
-    sums = {f"{m}@{k}": 0.0 for k in ks for m in RANKING_METRICS}
-    model.eval()
-    for start in range(0, len(users), batch_users):
-        chunk = users[start : start + batch_users]
-        scores = model.score_all(chunk.to(device)).float().cpu().clone()  # (B, num_items), ours to mask in place
-        if candidates is not None:
-            scores = scores[:, candidates]  # (B, C)
-        row, _, item = by_known.rows(chunk)
-        col = column[item]
-        scores[row[col >= 0], col[col >= 0]] = -math.inf
-        row, position, item = by_target.rows(chunk)
-        width = int(position.max()) + 1
-        target_scores = torch.full((len(chunk), width), -math.inf)
-        valid = torch.zeros(len(chunk), width, dtype=torch.bool)
-        target_scores[row, position] = scores[row, column[item]]
-        valid[row, position] = True
-        ranks = realistic_ranks(scores, target_scores)
-        for k in ks:
-            for name, values in metrics_from_ranks(ranks, valid, k).items():
-                sums[name] += float(values.sum())
-    out = {name: total / max(len(users), 1) for name, total in sums.items()}
-    return {**out, "users": len(users)}
+    """Full-ranking metrics of ``targets`` with the ``known`` pairs masked (:class:`RankingEvaluator`, used once)."""
+    return RankingEvaluator(targets, known, num_users=model.num_users, num_items=model.num_items, ks=ks,
+                            candidates=candidates, batch_users=batch_users, device=device)(model)
 
 
 def auc(pos: FloatTensor, neg: FloatTensor) -> float:

@@ -22,7 +22,7 @@ import torch
 from models import MODELS
 from models.base import KGEModel, RecModel
 from models.data import RecData
-from models.evaluation import ctr_metrics, ranking_metrics
+from models.evaluation import RankingEvaluator, ctr_metrics
 from models.graph import KnowledgeGraph
 from models.linkpred import link_prediction
 from models.sampling import (
@@ -33,7 +33,7 @@ from models.sampling import (
     num_batches,
     triple_batches,
 )
-from models.trainer import Phase, TrainConfig, Trainer, TrainResult, resolve_device
+from models.trainer import Phase, TrainConfig, Trainer, TrainResult, resolve_device, training_device
 from models.typing import LongTensor, Protocol
 
 Triples = tuple[LongTensor, LongTensor, LongTensor]  # (h, r, t), each shape (T,)
@@ -79,42 +79,48 @@ def fit(
     """Build ``name`` (seeded by ``config.seed``) and train it to early stopping."""
     torch.manual_seed(config.seed)
     model = build_model(name, data, hyper, seed=config.seed)
+    device = training_device(config)
     if isinstance(model, KGEModel):
         full = data.kg
         train_kg, valid, _ = split_triples(full, seed=config.seed)
+        train_kg = train_kg.to(device)
         phases = [Phase("kg", lambda g: triple_batches(train_kg, config.batch_size, g), model.loss,
-                        num_batches(train_kg.num_triples, config.batch_size))]
+                        num_batches(train_kg.num_triples, config.batch_size), "kg" in model.graph_phases)]
         validate = link_validation(valid, full)
         metric = VALID_METRIC["triples"]
     else:
-        phases = interaction_phases(model, data, config)
+        phases = interaction_phases(model, data, config, device)
         validate = rec_validation(data, protocol, "valid", config)
         metric = VALID_METRIC[protocol]
     trainer = Trainer(model, phases, validate, metric=metric, config=config, out_dir=out_dir, progress=progress)
     return Fitted(model, trainer.fit(resume=resume), data)
 
 
-def interaction_phases(model: RecModel, data: RecData, config: TrainConfig) -> list[Phase]:
-    """The CF phase, and a model's KG loss: its own phase after it (``"alternate"``) or in it (``"joint"``)."""
-    train = data.train
+def interaction_phases(model: RecModel, data: RecData, config: TrainConfig, device: torch.device | str = "cpu"
+                       ) -> list[Phase]:
+    """The CF phase, and a model's KG loss: its own phase after it (``"alternate"``) or in it (``"joint"``). The
+    pairs, the sampler's tables and the triples are put on ``device`` once: every epoch is drawn there."""
     if config.negatives > 1 and not model.multi_negative:
         takes = ", ".join(name for name, cls in MODELS.items() if getattr(cls, "multi_negative", False))
         raise ValueError(f"{type(model).__name__} trains on one negative per positive, got train.negatives="
                          f"{config.negatives}; models that take several: {takes}")
-    sampler = NegativeSampler(PairSet(train.users, train.items, data.num_items), data.num_users, warm_items(data))
-    cf = lambda g: interaction_batches(train.users, train.items, sampler, config.batch_size, g,  # noqa: E731
-                                       config.negatives)
+    train = data.train
+    sampler = NegativeSampler(PairSet(train.users, train.items, data.num_items), data.num_users,
+                              warm_items(data)).to(device)
+    users, items = train.users.to(device), train.items.to(device)
+    cf = lambda g: interaction_batches(users, items, sampler, config.batch_size, g, config.negatives)  # noqa: E731
     size = num_batches(len(train), config.batch_size)
+    graphed = lambda name: name in model.graph_phases  # noqa: E731
     if model.kg_phase is None:
-        return [Phase("cf", cf, model.loss, size)]
-    triples = model.kg_triples()
+        return [Phase("cf", cf, model.loss, size, graphed("cf"))]
+    triples = model.kg_triples().to(device)
     if model.kg_phase == "joint":
         return [Phase("cf+kg", lambda g: joint_batches(cf(g), triples, g),
-                      lambda b: model.loss(b.interactions) + model.kg_loss(b.triples), size)]
+                      lambda b: model.loss(b.interactions) + model.kg_loss(b.triples), size, graphed("cf+kg"))]
     if model.kg_phase == "alternate":
-        return [Phase("cf", cf, model.loss, size),
+        return [Phase("cf", cf, model.loss, size, graphed("cf")),
                 Phase("kg", lambda g: triple_batches(triples, config.batch_size, g, corrupt="tail"), model.kg_loss,
-                      num_batches(triples.num_triples, config.batch_size))]
+                      num_batches(triples.num_triples, config.batch_size), graphed("kg"))]
     raise ValueError(f"{type(model).__name__}.kg_phase must be None, 'joint' or 'alternate', got {model.kg_phase!r}")
 
 
@@ -128,8 +134,8 @@ def rec_validation(data: RecData, protocol: Protocol, split: str, config: TrainC
     if protocol == "ranking":
         known = [] if cold else [data.splits[s] for s in (("train",) if split == "valid" else ("train", "valid"))]
         ranked = None if len(candidates) == data.num_items else candidates  # None: every item, no column gather
-        return lambda model: ranking_metrics(model, targets, known, candidates=ranked,
-                                             batch_users=config.eval_batch_users, device=device)
+        return RankingEvaluator(targets, known, num_users=data.num_users, num_items=data.num_items,
+                                candidates=ranked, batch_users=config.eval_batch_users, device=device)
     everything = [data.splits[s] for s in data.splits]
     positives = PairSet(torch.cat([p.users for p in everything]), torch.cat([p.items for p in everything]),
                         data.num_items)

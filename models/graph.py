@@ -63,6 +63,11 @@ class KnowledgeGraph:
     def num_triples(self) -> int:
         return len(self.heads)
 
+    def to(self, device: torch.device | str) -> KnowledgeGraph:
+        """The same graph with its tensors on ``device``."""
+        return KnowledgeGraph(self.num_entities, self.num_relations, self.heads.to(device),
+                              self.relations.to(device), self.tails.to(device), self.item_entity.to(device))
+
     @property
     def num_items(self) -> int:
         return len(self.item_entity)

@@ -76,6 +76,8 @@ class Aggregator(nn.Module):
 
 
 class KGAT(RecModel):
+    graph_phases = ("kg",)  # the TransR phase is graphed; the CF phase's sparse products (cuSPARSE) are not
+    precisions = ("fp32", "bf16")
     kg_phase = "alternate"
     explains_with_interactions = True  # its attention runs over the CKG: collaborative hops explain too
 
@@ -115,6 +117,7 @@ class KGAT(RecModel):
         self.register_buffer("item_node", self.ckg.item_node)
         self.register_buffer("attention", torch.full((self.ckg.num_edges,), math.nan))  # computed on first use
         self._cache: FloatTensor | None = None
+        self._attention_known = False  # True once the attention buffer holds computed (or loaded) weights
         self._edges: kgnn.EdgeIndex | None = None
         keys = (self.ckg.relations * self.ckg.num_nodes + self.ckg.heads) * self.ckg.num_nodes + self.ckg.tails
         self._edge_keys, self._edge_order = keys.sort()  # (relation, head, tail) -> edge, for path_scores
@@ -153,13 +156,16 @@ class KGAT(RecModel):
     def on_epoch_end(self) -> None:
         """Recompute the attention from the current embeddings (the paper: once per epoch)."""
         self.attention.copy_(kgnn.scatter_softmax(self.edge_scores(), self.heads, self.ckg.num_nodes))
-        self._cache = None
+        self._cache, self._attention_known = None, True
 
     def ensure_attention(self) -> None:
         """Compute the attention from the current embeddings if it never was (a new model: the attention is
-        computed on first use, so that subclasses are fully built when their ``base_vectors`` first runs)."""
-        if bool(torch.isnan(self.attention[:1]).any()):
-            self.on_epoch_end()
+        computed on first use, so that subclasses are fully built when their ``base_vectors`` first runs). A flag,
+        not a look at the tensor: a look would make every training step wait for the GPU."""
+        if not self._attention_known:
+            if bool(torch.isnan(self.attention[:1]).any()):
+                self.on_epoch_end()
+            self._attention_known = True
 
     def propagate(self) -> FloatTensor:
         """The final vector of every node, ``[e^(0) ; e^(1) ; ... ; e^(L)]``: (num_nodes, d + sum(layers))."""
@@ -196,7 +202,7 @@ class KGAT(RecModel):
         return super().train(mode)
 
     def _load_from_state_dict(self, *args: Any, **kwargs: Any) -> None:
-        self._cache = None
+        self._cache, self._attention_known = None, False  # loaded attention: looked at once on first use
         super()._load_from_state_dict(*args, **kwargs)
 
     def score(self, users: LongTensor, items: LongTensor) -> FloatTensor:
@@ -213,12 +219,16 @@ class KGAT(RecModel):
         u, i, j = torch.cat([out[rows] for out in self.layer_outputs()], dim=-1).split(len(batch.users))
         return kgnn.bpr_loss((u * i).sum(-1), (u * j).sum(-1)) + self.l2 * kgnn.l2_penalty(u, i, j)
 
-    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+    def path_scores(self, users: LongTensor, paths: PathSet) -> FloatTensor:
         """``sum_hops log pi``: the attention each hop's message gets on its way to the candidate (the node nearer
         the candidate aggregates from the farther one, so the CKG edge is (nearer, r or r^-1, farther)). Paths are
         over :func:`models.paths.with_interactions`: nodes past the KG's entities are users, relation
-        ``num_kg_relations`` is ``interact``."""
+        ``num_kg_relations`` is ``interact``. The attention is the same for every user (``users`` (P,) is not
+        read); the edge lookup runs on the model's device."""
         self.ensure_attention()
+        device = self.attention.device
+        if self._edge_keys.device != device:  # the (relation, head, tail) index follows the model, once per move
+            self._edge_keys, self._edge_order = self._edge_keys.to(device), self._edge_order.to(device)
         num_entities, base = self.ckg.num_nodes - self.num_users, self.ckg.num_relations // 2
         node = torch.where(paths.entities >= num_entities, paths.entities - num_entities,
                            paths.entities + self.num_users)  # path node -> CKG node
@@ -228,12 +238,11 @@ class KGAT(RecModel):
         # walked head -> tail (not inverse): the edge b -> a is the inverse triple; else the triple itself
         ckg_relation = torch.where(paths.inverse, relation, relation + base)
         n = self.ckg.num_nodes
-        keys = (ckg_relation * n + b) * n + a
-        keys = keys.cpu().clamp_min(0)
+        keys = ((ckg_relation * n + b) * n + a).clamp_min(0)  # (P, 3)
         found = torch.searchsorted(self._edge_keys, keys).clamp_max(len(self._edge_keys) - 1)
-        attention = self.attention.cpu()[self._edge_order[found]]
+        attention = self.attention[self._edge_order[found]]
         attention = torch.where(self._edge_keys[found] == keys, attention, 0.0)  # a hop outside the CKG: weight 0
-        return hop_sum(attention.clamp_min(torch.finfo(torch.float32).tiny).log(), valid.cpu())
+        return hop_sum(attention.clamp_min(torch.finfo(torch.float32).tiny).log(), valid)
 
     def kg_triples(self) -> KnowledgeGraph:
         """The CKG's triples (``kg_loss_on="ckg"``: interactions, KG and inverses, as the authors' code), or the item

@@ -53,6 +53,7 @@ def attribute_triples(kg: KnowledgeGraph) -> LongTensor:
 
 
 class KGATAX(KGAT):
+    precisions = ("fp32",)  # bf16 not tested for its fusion (models.base.RecModel.precisions)
     def __init__(self, *, kg: KnowledgeGraph, composition: str = "holographic", fusion: str = "mean",
                  **kgat: Any) -> None:
         if composition not in COMPOSITIONS:

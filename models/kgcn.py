@@ -64,6 +64,8 @@ class Aggregator(nn.Module):
 
 
 class KGCN(RecModel):
+    graph_phases = ("cf",)
+    precisions = ("fp32", "bf16")
     samples_graph = True
 
     def __init__(
@@ -140,16 +142,18 @@ class KGCN(RecModel):
 
     def score_all(self, users: LongTensor) -> FloatTensor:
         u = self.user(users)  # (B, d)
-        chunks = item_chunks(self.num_items, self.k**self.hops * self.entity.embedding_dim, len(users))
-        parts = [torch.einsum("bd,bnd->bn", u, self.item_vectors(u, c.to(u.device)[None])) for c in chunks]
+        per_pair = self.k**self.hops + self.k ** (self.hops - 1) * self.entity.embedding_dim  # weights + vectors
+        chunks = item_chunks(self.num_items, per_pair, len(users), u.device)
+        parts = [torch.einsum("bd,bnd->bn", u, self.item_vectors(u, c[None])) for c in chunks]
         return torch.cat(parts, dim=1)  # (B, num_items)
 
-    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
-        """The user's relation attention along the path: ``sum_hops log softmax_r(pi(u, r))``."""
-        u = self.user.weight[user]
-        log_attention = torch.log_softmax(self.relation.weight @ u / len(u), dim=0)  # (num_relations,)
+    def path_scores(self, users: LongTensor, paths: PathSet) -> FloatTensor:
+        """The user's relation attention along the path: ``sum_hops log softmax_r(pi(u, r))``. users: (P,)."""
+        distinct, row = torch.unique(users, return_inverse=True)  # one softmax per user, not per path
+        u = self.user(distinct)  # (U, d)
+        log_attention = torch.log_softmax(u @ self.relation.weight.T / u.shape[-1], dim=-1)  # (U, num_relations)
         _, relations, _, valid = paths.hop_triples()
-        return hop_sum(log_attention[relations.clamp_min(0)], valid)
+        return hop_sum(log_attention[row[:, None], relations.clamp_min(0)], valid)  # gathered: (P, 3)
 
     def loss(self, batch: InteractionBatch) -> FloatTensor:
         u = self.user(batch.users)  # (B, d)

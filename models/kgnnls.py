@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Any, Self
 
 import torch
-import torch.nn.functional as F
 
+from models import nn as kgnn
 from models.base import InteractionBatch
 from models.data import RecData
 from models.graph import KnowledgeGraph
@@ -73,8 +73,6 @@ class KGNNLS(KGCN):
         return torch.where(fixed | ~has_neighbour, own, mixed)
 
     def loss(self, batch: InteractionBatch) -> FloatTensor:
-        predicted = torch.cat([self.propagated_labels(batch.users, batch.pos_items),
-                               self.propagated_labels(batch.users, batch.neg_items)])
-        truth = torch.cat([torch.ones(len(batch)), torch.zeros(len(batch))]).to(predicted)
-        ls = F.binary_cross_entropy(predicted.float().clamp(1e-6, 1 - 1e-6), truth.float())
+        ls = kgnn.bce_of_probabilities(self.propagated_labels(batch.users, batch.pos_items),
+                                       self.propagated_labels(batch.users, batch.neg_items))
         return super().loss(batch) + self.ls_weight * ls

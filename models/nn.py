@@ -113,6 +113,14 @@ def bce_loss(pos: FloatTensor, neg: FloatTensor) -> FloatTensor:
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
+def bce_of_probabilities(pos: FloatTensor, neg: FloatTensor, eps: float = 1e-6) -> FloatTensor:
+    """Binary cross-entropy of probabilities (not logits), label 1 for ``pos`` and 0 for ``neg``, each clamped to
+    ``[eps, 1 - eps]``; computed in fp32 by hand, as ``F.binary_cross_entropy`` refuses to run under autocast.
+    pos, neg: shape (B,)."""
+    pos, neg = pos.float().clamp(eps, 1 - eps), neg.float().clamp(eps, 1 - eps)
+    return -(torch.log(pos).sum() + torch.log1p(-neg).sum()) / max(len(pos) + len(neg), 1)
+
+
 def l2_penalty(*tensors: FloatTensor) -> FloatTensor:
     """``sum_t ||t||^2 / 2``, divided by the batch size (the first dimension of the first tensor)."""
     batch = max(tensors[0].shape[0], 1)
@@ -178,8 +186,8 @@ class EdgeIndex:
         cached = self._cache.get(key)
         if cached is not None and cached[0] is weight:
             return cached[1]
-        if weight.requires_grad:  # learned weights (PathRec) change every step: nothing to reuse
-            return self._build(weight, transpose)
+        if weight.requires_grad or weight.is_inference():  # learned weights (PathRec) change every step; tensors
+            return self._build(weight, transpose)  # made under inference_mode keep no version to key a reuse on
         if len(self._cache) >= 4:
             self._cache.clear()
         self._cache[key] = (weight, self._build(weight, transpose))
@@ -194,25 +202,36 @@ class EdgeIndex:
 
 class _EdgeMatmul(torch.autograd.Function):
     """``out[dst[e]] += weight[e] * x[src[e]]`` as a CSR product; the weight gradient by a sampled product
-    (``torch.sparse.sampled_addmm``) on the edges only, never a dense N x N gradient."""
+    (``torch.sparse.sampled_addmm``) on the edges only, never a dense N x N gradient.
+
+    Never below fp32: cuSPARSE has no CSR product of an fp32 matrix with a bf16 operand, and ``sampled_addmm`` wants
+    one dtype, so under autocast bf16/fp16 inputs are cast to fp32 (fp64 stays fp64) and the products run with
+    autocast off; the output has that dtype (the incoming gradient too, as autograd matches it to the output), and the
+    gradients autograd hands back are cast to each input's own dtype.
+    """
 
     @staticmethod
     def forward(ctx, weight: FloatTensor, edges: EdgeIndex, x: FloatTensor) -> FloatTensor:  # noqa: ANN001
+        dtype = torch.promote_types(torch.promote_types(weight.dtype, x.dtype), torch.float32)
+        weight, x = weight.to(dtype), x.to(dtype)
         ctx.save_for_backward(weight, x)
         ctx.edges = edges
-        return edges.matrix(weight) @ x
+        with torch.autocast(x.device.type, enabled=False):
+            return edges.matrix(weight) @ x
 
     @staticmethod
     def backward(ctx, grad: FloatTensor):  # noqa: ANN001, ANN205
         weight, x = ctx.saved_tensors
         edges: EdgeIndex = ctx.edges
+        grad = grad.to(x.dtype)
         grad_weight = grad_x = None
-        if ctx.needs_input_grad[0]:
-            sampled = torch.sparse.sampled_addmm(edges.matrix(torch.zeros_like(weight)), grad.contiguous(), x.T,
-                                                 beta=0.0)
-            grad_weight = sampled.values()[edges.slot]  # an edge's gradient is its slot's
-        if ctx.needs_input_grad[2]:
-            grad_x = edges.matrix(weight, transpose=True) @ grad
+        with torch.autocast(grad.device.type, enabled=False):
+            if ctx.needs_input_grad[0]:
+                sampled = torch.sparse.sampled_addmm(edges.matrix(torch.zeros_like(weight)), grad.contiguous(), x.T,
+                                                     beta=0.0)
+                grad_weight = sampled.values()[edges.slot]  # an edge's gradient is its slot's
+            if ctx.needs_input_grad[2]:
+                grad_x = edges.matrix(weight, transpose=True) @ grad
         return grad_weight, None, grad_x
 
 

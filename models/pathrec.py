@@ -24,7 +24,6 @@ that carried the score; walks that revisit an entity count in ``P_u`` but are ne
 
 from __future__ import annotations
 
-import math
 from typing import Any, Self
 
 import torch
@@ -162,10 +161,11 @@ class PathRec(RecModel):
         neg_score = self.combine((u * j).sum(-1), neg_signal)
         return kgnn.bpr_loss(pos_score, neg_score) + self.l2 * kgnn.l2_penalty(u, i, j)
 
-    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
-        """``log(gamma_L / |H_u| * sum_k pi_uk prod_hops w_k)``: the path's own term of ``P_u`` (a log: it is tiny)."""
-        users = torch.tensor([user], device=self.user.weight.device)
-        mix = self.profile_mix(self.user(users))[0]  # (K,)
+    def path_scores(self, users: LongTensor, paths: PathSet) -> FloatTensor:
+        """``log(gamma_L / |H_u| * sum_k pi_uk prod_hops w_k)``: the path's own term of ``P_u`` (a log: it is tiny),
+        with its own user's profile mix and history size. users: (P,)."""
+        distinct, row = torch.unique(users, return_inverse=True)  # one mix per user, not per path
+        mix = self.profile_mix(self.user(distinct))[row]  # (P, K)
         relation = torch.sigmoid(self.profile_relation(self.relation.weight))  # (R, K)
         gate = torch.sigmoid(self.entity_gate(self.entity.weight)).squeeze(-1)  # (N,)
         a, b = paths.entities[:, :-1].clamp_min(0), paths.entities[:, 1:].clamp_min(0)
@@ -174,4 +174,4 @@ class PathRec(RecModel):
         hop = torch.where(valid[..., None], hop, torch.ones_like(hop))
         per_path = (hop.prod(dim=1) * mix).sum(-1)  # (P,)
         gamma = F.softplus(self.length_weight)[paths.length - 1]
-        return per_path.log() + gamma.log() - math.log(float(self.history_size(users)[0]))
+        return per_path.log() + gamma.log() - self.history_size(users).log()

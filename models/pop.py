@@ -15,6 +15,7 @@ from models.typing import FloatTensor, LongTensor
 
 class Popularity(RecModel):
     trainable = False
+    precisions = ("fp32", "bf16")  # it counts: no floating-point training to lose precision in
 
     def __init__(self, *, num_users: int, num_items: int) -> None:
         super().__init__(num_users=num_users, num_items=num_items)
@@ -29,7 +30,7 @@ class Popularity(RecModel):
     def score(self, users: LongTensor, items: LongTensor) -> FloatTensor:
         return self.counts[items]  # (B,)
 
-    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
+    def path_scores(self, users: LongTensor, paths: PathSet) -> FloatTensor:
         """Popularity knows no KG: shorter paths first."""
         return -paths.length.float()
 

@@ -36,6 +36,8 @@ class Memories(NamedTuple):
 
 
 class RippleNet(RecModel):
+    graph_phases = ("cf",)
+    precisions = ("fp32", "bf16")
     samples_graph = True
 
     def __init__(
@@ -93,15 +95,16 @@ class RippleNet(RecModel):
         return (u * v).sum(-1)[:, 0]
 
     def score_all(self, users: LongTensor) -> FloatTensor:
-        chunks = item_chunks(self.num_items, self.hops * self.memory_heads.shape[-1], len(users))
+        chunks = item_chunks(self.num_items, self.hops * self.memory_heads.shape[-1], len(users), users.device)
         memories, parts = self.memories(users), []
         for c in chunks:
-            u, v = self.propagate(memories, self.entity(self.item_entity[c.to(users.device)])[None])  # (B, n, d)
+            u, v = self.propagate(memories, self.entity(self.item_entity[c])[None])  # (B, n, d)
             parts.append((u * v).sum(-1))
         return torch.cat(parts, dim=1)  # (B, num_items)
 
-    def path_scores(self, user: int, paths: PathSet) -> FloatTensor:
-        """RippleNet's memory attention logit ``v^T R_r h`` of each hop triple for the candidate v, averaged."""
+    def path_scores(self, users: LongTensor, paths: PathSet) -> FloatTensor:
+        """RippleNet's memory attention logit ``v^T R_r h`` of each hop triple for the candidate v, averaged (it
+        depends on the candidate, not on the user)."""
         heads, relations, _, valid = paths.hop_triples()
         v = self.entity(self.item_entity[paths.target])  # (P, d)
         r = self.relation(relations.clamp_min(0)).unflatten(-1, (self.dim, self.dim))  # (P, 3, d, d)

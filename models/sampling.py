@@ -1,4 +1,5 @@
-"""Training batches: interactions with uniform negatives, and corrupted triples. Seeded, vectorised.
+"""Training batches: interactions with uniform negatives, and corrupted triples. Seeded, vectorised, on the device of
+their inputs (a whole epoch is drawn at once there, with the generator of that device; batches are slices of it).
 
 :class:`NegativeSampler` draws items uniformly from a candidate set and redraws, for the whole
 batch at once, every draw that hits one of the user's training positives, so a negative is never a
@@ -37,6 +38,11 @@ class PairSet:
     def contains(self, users: LongTensor, items: LongTensor) -> BoolTensor:
         return in_sorted(self.keys, users.long() * self.num_items + items.long())
 
+    def to(self, device: torch.device | str) -> PairSet:
+        moved = object.__new__(PairSet)
+        moved.num_items, moved.keys = self.num_items, self.keys.to(device)
+        return moved
+
 
 class NegativeSampler:
     """Uniform negatives from ``candidates`` (default: every item) that are never a user's positive."""
@@ -51,14 +57,22 @@ class NegativeSampler:
         if len(full):
             raise ValueError(f"users {full[:5].tolist()} have every candidate item as a positive: no negative exists")
 
+    def to(self, device: torch.device | str) -> NegativeSampler:
+        """The sampler with its tables on ``device`` (it then samples there)."""
+        moved = object.__new__(NegativeSampler)
+        moved.positives, moved.candidates = self.positives.to(device), self.candidates.to(device)
+        return moved
+
     def sample(self, users: LongTensor, generator: torch.Generator | None = None) -> LongTensor:
-        """One negative item per entry of ``users``. users: any shape (e.g. (B,) or (B, N)) -> the same shape."""
-        draw = self.candidates[torch.randint(len(self.candidates), users.shape, generator=generator)]
+        """One negative item per entry of ``users``. users: any shape (e.g. (B,) or (B, N)) -> the same shape.
+        Drawn on the samplers' device (the generator's)."""
+        device = self.candidates.device
+        draw = self.candidates[torch.randint(len(self.candidates), users.shape, generator=generator, device=device)]
         for _ in range(MAX_ROUNDS):
             hit = self.positives.contains(users, draw)
             if not bool(hit.any()):
                 return draw
-            redraw = torch.randint(len(self.candidates), (int(hit.sum()),), generator=generator)
+            redraw = torch.randint(len(self.candidates), (int(hit.sum()),), generator=generator, device=device)
             draw[hit] = self.candidates[redraw]
         raise RuntimeError(f"negative sampling did not converge in {MAX_ROUNDS} rounds")
 
@@ -71,12 +85,12 @@ def interaction_batches(
     ``negatives`` > 1 fresh negatives (``neg_items`` (B, negatives))."""
     if negatives < 1:
         raise ValueError(f"negatives per positive must be >= 1, got {negatives}")
-    order = torch.randperm(len(users), generator=generator)
-    shuffled = users[order]
+    order = torch.randperm(len(users), generator=generator, device=users.device)
+    shuffled, positives = users[order], items[order]
     drawn = sampler.sample(shuffled if negatives == 1 else shuffled.unsqueeze(1).repeat(1, negatives), generator)
     for start in range(0, len(order), batch_size):
-        at = order[start : start + batch_size]
-        yield InteractionBatch(users[at], items[at], drawn[start : start + batch_size])
+        at = slice(start, start + batch_size)
+        yield InteractionBatch(shuffled[at], positives[at], drawn[at])
 
 
 CORRUPT = ("both", "tail")
@@ -88,10 +102,11 @@ def triple_batches(kg: KnowledgeGraph, batch_size: int, generator: torch.Generat
     always its tail with ``corrupt="tail"`` (KGAT's and CKE's sampling)."""
     if corrupt not in CORRUPT:
         raise ValueError(f"corrupt must be one of {CORRUPT}, got {corrupt!r}")
-    order = torch.randperm(kg.num_triples, generator=generator)
+    device = kg.heads.device
+    order = torch.randperm(kg.num_triples, generator=generator, device=device)
     h, r, t = kg.heads[order], kg.relations[order], kg.tails[order]
-    corrupt_head = torch.rand(len(order), generator=generator) < (0.5 if corrupt == "both" else 0.0)
-    random_entity = torch.randint(kg.num_entities, (len(order),), generator=generator)
+    corrupt_head = torch.rand(len(order), generator=generator, device=device) < (0.5 if corrupt == "both" else 0.0)
+    random_entity = torch.randint(kg.num_entities, (len(order),), generator=generator, device=device)
     neg_h = torch.where(corrupt_head, random_entity, h)
     neg_t = torch.where(corrupt_head, t, random_entity)
     for start in range(0, len(order), batch_size):

@@ -16,6 +16,18 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 SAMPLE = PROJECT_ROOT / "data" / "sample"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``gpu`` skip, with the reason, where no CUDA device is present (CI has none)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (none here); run `pytest -m gpu` on a machine with one")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data; skipped when absent, except under CI=true where its absence is a failure."""

@@ -16,6 +16,7 @@ from models.evaluation import (
     f1,
     metrics_from_ranks,
     ranking_metrics,
+    ranks_within,
     realistic_rank,
     realistic_ranks,
 )
@@ -182,3 +183,19 @@ def test_the_warm_splits_rank_the_warm_catalogue_only() -> None:
     assert valid["mrr@20"] == pytest.approx(1.0)
     cold = rec_validation(data, "ranking", "cold_test", config)(model)
     assert cold["mrr@20"] == pytest.approx(1.0) and cold["users"] == 2
+
+
+@pytest.mark.parametrize("k", [1, 3, 20, 60])
+def test_ranks_within_the_top_k_equal_the_full_sort(k: int) -> None:
+    gen = torch.Generator().manual_seed(k)
+    scores = torch.randint(0, 6, (40, 50), generator=gen).float()  # many ties, at the k-th place too
+    scores[:, :5] = -math.inf  # masked items
+    targets = scores.gather(1, torch.randint(0, 50, (40, 7), generator=gen))
+    full = realistic_ranks(scores, targets)
+    got = ranks_within(scores, targets, k)
+    within = full <= k
+    assert torch.equal(got[within], full[within])
+    beyond = got[~within]  # inf, or the exact rank of a target tied with the k-th score
+    assert bool((torch.isinf(beyond) | (beyond == full[~within])).all()) and bool((beyond > k).all())
+    assert torch.equal(metrics_from_ranks(got, torch.ones_like(within), k)["ndcg@" + str(k)],
+                       metrics_from_ranks(full, torch.ones_like(within), k)["ndcg@" + str(k)])
