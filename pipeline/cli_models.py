@@ -97,6 +97,15 @@ def add_model_commands(sub: argparse._SubParsersAction) -> None:
     models.add_argument("--shared", type=Path, default=Path("../shared"), help="the shared data folder")
     models.set_defaults(handler=_cmd_bench_models)
 
+    from pipeline.bench.gpu import add_arguments
+
+    gpu = bsub.add_parser("gpu", help="every model on the CPU and on CUDA: kgcn-music and the amazon-book scale",
+                          description="Appends one JSON object per measurement to --json (sections: "
+                          "env, music-speed, music-parity, amazon-speed, amazon-score, ddp; see pipeline/bench/gpu.py); "
+                          "--report prints the README's tables from such files instead.")
+    add_arguments(gpu)
+    gpu.set_defaults(handler=_cmd_bench_gpu)
+
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from models import distributed
@@ -190,6 +199,15 @@ def _cmd_bench_models(args: argparse.Namespace) -> int:
     write(rows, args.json, args.markdown)
     sys.stdout.write(markdown(rows))
     return 0
+
+
+def _cmd_bench_gpu(args: argparse.Namespace) -> int:
+    from pipeline.bench.gpu import main
+
+    try:
+        return main(args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _assignments(items: list[str]) -> dict[str, Any]:
