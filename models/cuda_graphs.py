@@ -12,10 +12,17 @@ and every later one is copied into the captured input tensors and replayed. Each
 eager step (the same batch, the same loss, the same update); only the kernel launches are batched. Should a capture
 fail (an op that synchronises with the host, say), the phase falls back to eager steps for the rest of the run,
 with one warning.
+
+Two hazards, both met on an H200 (torch 2.11): Python's garbage collector freeing an earlier run's graph in the middle
+of a capture invalidates it (``operation not permitted when stream is capturing``), so a capture collects first and
+runs with the collector paused; and a failed capture leaves CUDA's default generator marked as capturing, after which
+every eager random op (KGAT's dropout) fails ("Offset increment outside graph capture"), so a failure is followed by
+one trivial capture, whose end clears that mark.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass, replace
@@ -97,15 +104,19 @@ class GraphedStep:
         self.static = cloned(batch)  # the graph's inputs, refilled before each replay
         graph = torch.cuda.CUDAGraph()
         self.optimizer.zero_grad(set_to_none=True)  # backward allocates the grads from the graph's pool
+        gc.collect()  # dead graphs of earlier runs go now, not in the middle of the capture
+        gc.disable()
         try:
             self._on_side_stream(lambda: self._record(graph))
         except Exception as exc:  # noqa: BLE001  any capture failure leaves the phase to eager steps
             self.failed, self.static = True, None
             self.optimizer.zero_grad(set_to_none=True)
-            torch.cuda.synchronize()
             log.warning("%s: CUDA graph capture failed (%s: %s); this phase trains eagerly", self.name,
                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+            _clear_capture_state(self.stream)
             return None
+        finally:
+            gc.enable()
         self.graph = graph
         graph.replay()  # the capture recorded the step without running it
         self.replays += 1
@@ -119,3 +130,16 @@ class GraphedStep:
             self.optimizer.step()
             self.static_loss = loss.detach()
         return self.static_loss
+
+
+def _clear_capture_state(stream: torch.cuda.Stream) -> None:
+    """After a failed capture: one trivial capture on ``stream``, whose end marks the default CUDA generator as no
+    longer capturing (the failed capture never got that far)."""
+    probe = torch.zeros(1, device=stream.device)
+    try:
+        torch.cuda.synchronize()
+        with torch.cuda.graph(torch.cuda.CUDAGraph(), stream=stream):
+            probe.add_(1)
+    except Exception as exc:  # noqa: BLE001  say so: random ops may fail from here on
+        log.warning("could not reset CUDA's capture state after a failed capture (%s): random ops such as dropout "
+                    "may fail; train with train.cuda_graphs = false", exc)

@@ -1,8 +1,9 @@
 """Several training processes (``torchrun --nproc-per-node N --no-python kgrec train ...``): the process group,
 each rank's device and share of the batches, and the few collective steps the trainer needs.
 
-Outside ``torchrun`` (``WORLD_SIZE`` unset or 1) everything here is a no-op and the trainer runs as one process.
-Under it, :func:`context` joins the process group (NCCL on GPUs, gloo on CPUs), each rank takes every N-th batch of
+Outside ``torchrun`` (``WORLD_SIZE`` unset) everything here is a no-op and the trainer runs as one process. Under it,
+even with one process, :func:`context` joins the process group (NCCL on GPUs, gloo on CPUs), each rank takes every
+N-th batch of
 the epoch (:func:`shard`: all ranks draw the same seeded epoch, so the shares are disjoint and cover it, the last
 ones padded by wrapping around so every rank takes as many steps), gradients are averaged by
 ``DistributedDataParallel``, losses are averaged across ranks (:func:`mean`), and rank 0 alone validates (its
@@ -31,21 +32,23 @@ class Context:
     def main(self) -> bool:
         return self.rank == 0
 
+    joined: bool = False  # a process group was joined (under torchrun, with any number of processes)
+
     @property
     def distributed(self) -> bool:
-        return self.world > 1
+        return self.joined
 
 
 def context() -> Context:
     """This process's rank and the world size, from ``torchrun``'s environment; joins the process group once."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    if "WORLD_SIZE" not in os.environ:
         return Context()
     if not dist.is_initialized():
         if torch.cuda.is_available():  # NCCL: each rank on its own GPU, set before the group forms
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return Context(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    return Context(rank=dist.get_rank(), world=dist.get_world_size(), local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                   joined=True)
 
 
 def device(ctx: Context, name: str) -> str:

@@ -39,10 +39,15 @@ FUSE_GAIN = 0.1  # W_f starts small: training starts near KGAT
 FUSIONS = ("mean", "none")
 
 
+FFT_ROWS = 1 << 16  # rows per FFT call: cuFFT refuses one batch of 2.5M rows (CUFFT_INVALID_SIZE on an H200)
+
+
 def circular_correlation(a: FloatTensor, b: FloatTensor) -> FloatTensor:
-    """``(a ⋆ b)_k = sum_i a_i b_(i + k) mod d`` (HolE), by FFT. a, b: (..., d) -> (..., d)."""
+    """``(a ⋆ b)_k = sum_i a_i b_(i + k) mod d`` (HolE), by FFT, ``FFT_ROWS`` rows at a time. a, b: (N, d) -> (N, d)."""
     d = a.shape[-1]
-    return torch.fft.irfft(torch.conj(torch.fft.rfft(a, dim=-1)) * torch.fft.rfft(b, dim=-1), n=d, dim=-1)
+    parts = [torch.fft.irfft(torch.conj(torch.fft.rfft(x, dim=-1)) * torch.fft.rfft(y, dim=-1), n=d, dim=-1)
+             for x, y in zip(a.split(FFT_ROWS), b.split(FFT_ROWS), strict=True)]
+    return torch.cat(parts) if len(parts) != 1 else parts[0]
 
 
 def attribute_triples(kg: KnowledgeGraph) -> LongTensor:
@@ -53,7 +58,6 @@ def attribute_triples(kg: KnowledgeGraph) -> LongTensor:
 
 
 class KGATAX(KGAT):
-    precisions = ("fp32",)  # bf16 not tested for its fusion (models.base.RecModel.precisions)
     def __init__(self, *, kg: KnowledgeGraph, composition: str = "holographic", fusion: str = "mean",
                  **kgat: Any) -> None:
         if composition not in COMPOSITIONS:

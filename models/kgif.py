@@ -57,7 +57,6 @@ class TripleAttention(nn.Module):
 
 
 class KGIF(KGAT):
-    precisions = ("fp32",)  # bf16 not tested for its fusion (models.base.RecModel.precisions)
     def __init__(self, *, kg: KnowledgeGraph, projection: str = "dynamic", fusion: bool = True, **kgat: Any) -> None:
         if projection not in PROJECTIONS:
             raise ValueError(f"unknown projection {projection!r}; expected one of {PROJECTIONS}")

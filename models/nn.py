@@ -182,6 +182,8 @@ class EdgeIndex:
         """The (N, N) CSR matrix with ``weight`` on the edges: rows = dst (or src when ``transpose``). The last
         matrices built are reused while ``weight`` is the same tensor, unchanged and not learned (KGAT's attention,
         fixed for an epoch, is propagated three times forward and three times backward per batch)."""
+        if weight.is_cuda and torch.cuda.is_current_stream_capturing():  # a CUDA graph rebuilds the values from the
+            return self._build(weight, transpose)  # weight at each replay, so a new epoch's attention is read
         key = (id(weight), weight._version, transpose)
         cached = self._cache.get(key)
         if cached is not None and cached[0] is weight:

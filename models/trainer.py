@@ -186,6 +186,7 @@ class Trainer:
                 break
         result.train_s_per_epoch = sum(train_seconds) / max(len(train_seconds), 1)
         result.graph_replays = {name: graphed.replays for name, graphed in self._graphed.items()}
+        self._graphed.clear()  # the graphs and their memory go now, not at some later garbage collection
         if self._best is None and self.out_dir and (self.out_dir / "model.pt").exists():  # best was before a resume
             self._best = torch.load(self.out_dir / "model.pt", map_location=self.device, weights_only=True)
         if self._best is not None:

@@ -77,6 +77,8 @@ def run(sections: Iterable[str], *, shared: Path, out: Path, devices: list[str],
     for section in sections:
         if section not in SECTIONS:
             raise ValueError(f"unknown section {section!r}; expected one of {', '.join(SECTIONS)}")
+    if any(device.startswith("cuda") for device in devices):
+        _warm_up()
     for section in sections:
         began = time.perf_counter()
         if section == "env":
@@ -104,6 +106,15 @@ def run(sections: Iterable[str], *, shared: Path, out: Path, devices: list[str],
             if row.get("rank", 0) == 0:
                 _write(out, row)
         log.info("bench gpu: %s done in %.0f s", section, time.perf_counter() - began)
+
+
+def _warm_up() -> None:
+    """CUDA's context, cuBLAS and the caching allocator start before any timed step (the first model run would
+    otherwise carry them)."""
+    import torch
+
+    x = torch.randn(512, 512, device="cuda")
+    (x @ x).sum().item()
 
 
 def environment() -> dict[str, Any]:

@@ -20,7 +20,7 @@ CONFIG = TrainConfig(epochs=3, batch_size=2, lr=0.05, patience=100, seed=5, devi
 
 def test_shards_are_disjoint_cover_everything_and_have_equal_length() -> None:
     items = list(range(7))
-    parts = [shard(items, Context(rank=r, world=3)) for r in range(3)]
+    parts = [shard(items, Context(rank=r, world=3, joined=True)) for r in range(3)]
     assert [len(p) for p in parts] == [3, 3, 3]
     assert sorted({i for p in parts for i in p}) == items
     assert parts[0] == [0, 3, 6] and parts[1] == [1, 4, 0] and parts[2] == [2, 5, 1]  # wrapped around
