@@ -7,7 +7,7 @@ import torch
 
 from models.base import RecModel
 from models.kgat import KGAT
-from models.kgatax import KGATAX, attribute_triples
+from models.kgatax import KGATAX, attribute_triples, circular_correlation, dft_correlation
 from tests.models.cases import RecModelCase, tiny_data
 from tests.models.test_kgat import naive_final
 
@@ -71,3 +71,14 @@ def test_unknown_options_are_rejected() -> None:
         KGATAX.from_data(tiny_data(), composition="concat")
     with pytest.raises(ValueError, match="fusion"):
         KGATAX.from_data(tiny_data(), fusion="sum")
+
+
+@pytest.mark.parametrize("d", [64, 7])
+def test_the_dft_product_form_equals_the_fft_and_has_its_gradients(d: int) -> None:
+    """CUDA computes the correlation as products with the real DFT matrices (cuFFT refused the amazon-book scale):
+    the same values and gradients as the FFT the CPU runs."""
+    gen = torch.Generator().manual_seed(d)
+    a = torch.randn(50, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(50, d, generator=gen, dtype=torch.float64, requires_grad=True)
+    torch.testing.assert_close(dft_correlation(a, b), circular_correlation(a, b))
+    assert torch.autograd.gradcheck(dft_correlation, (a[:4].detach().requires_grad_(), b[:4].detach().requires_grad_()))
