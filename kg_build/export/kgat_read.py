@@ -43,13 +43,13 @@ def read_kgat(folder: Path, split: SplitConfig | None = None) -> KG:
       items) counts once, in the first split of train, valid, test, cold_test.
     """
     files = _kgat_files(folder)
-    entities = _read_entity_list(files["entity_list.txt"])
-    item_entity = _read_item_list(files["item_list.txt"], entities, files["entity_list.txt"])
+    entities = read_entity_list(files["entity_list.txt"])
+    item_entity = read_item_list(files["item_list.txt"], entities, files["entity_list.txt"])
     relations = _read_relation_list(files["relation_list.txt"])
-    users = _read_users(files["user_list.txt"])
+    users = read_users(files["user_list.txt"])
     triples = _read_kg_final(files["kg_final.txt"], entities, relations)
     pairs = pl.concat([
-        _read_user_items(files[file], users, item_entity).with_columns(pl.lit(order).alias("_order"),
+        read_user_items(files[file], users, item_entity).with_columns(pl.lit(order).alias("_order"),
                                                                       pl.lit(name).alias("split"))
         for order, (name, file) in enumerate(KGAT_SPLIT_FILES.items()) if file in files
     ])
@@ -104,7 +104,7 @@ def _kgat_files(folder: Path) -> dict[str, Path]:
     return found
 
 
-def _read_entity_list(path: Path) -> pl.DataFrame:
+def read_entity_list(path: Path) -> pl.DataFrame:
     """``entity_id, iri, label, org_id`` from ``org_id remap_id`` lines (the org_id may hold spaces)."""
     rows = _read_list(path, "org_id remap_id")
     fail_at_line(rows, path, pl.col("remap").is_duplicated(), "remap id repeated")
@@ -118,7 +118,7 @@ def _read_entity_list(path: Path) -> pl.DataFrame:
     return rows.select("entity_id", "iri", "label", "org_id", "line").sort("entity_id")
 
 
-def _read_item_list(path: Path, entities: pl.DataFrame, entity_path: Path) -> pl.DataFrame:
+def read_item_list(path: Path, entities: pl.DataFrame, entity_path: Path) -> pl.DataFrame:
     """``item_index, item_id, entity_id``; an item's remap id must be its entity's remap id."""
     rows = _read_list(path, "org_id remap_id freebase_id")
     _check_dense(rows, path)
@@ -132,7 +132,7 @@ def _read_item_list(path: Path, entities: pl.DataFrame, entity_path: Path) -> pl
                        pl.col("remap").alias("entity_id")).cast(SCHEMAS["item_entity"]).sort("item_index")
 
 
-def _read_users(path: Path) -> pl.DataFrame:
+def read_users(path: Path) -> pl.DataFrame:
     rows = _read_list(path, "org_id remap_id")
     _check_dense(rows, path)
     fail_at_line(rows, path, pl.col("org_id").is_duplicated(), "user org_id repeated")
@@ -205,7 +205,7 @@ def _read_kg_final(path: Path, entities: pl.DataFrame, relations: pl.DataFrame) 
     )
 
 
-def _read_user_items(path: Path, users: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
+def read_user_items(path: Path, users: pl.DataFrame, items: pl.DataFrame) -> pl.DataFrame:
     """``user_index, item_index`` from ragged ``user item item ...`` lines (split and exploded)."""
     rows = read_int_lines(path, "user item item ...")
     rows = rows.select(

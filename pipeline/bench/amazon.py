@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from kg_build.export import BenchmarkIncomplete
-from kg_build.export.kgat_read import _read_entity_list, _read_item_list, _read_user_items, _read_users
+from kg_build.export.kgat_read import read_entity_list, read_item_list, read_user_items, read_users
 from kg_build.tables import KG, SCHEMAS
 
 ENTITY_IRI = "urn:kgrec:synthetic:entity:"
@@ -69,11 +69,11 @@ def load_amazon(
         raise ValueError(f"users must be positive, got {users}")
     kg_rng, valid_rng, user_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3))
     paths = _files(folder)
-    real_users = _read_users(paths["user_list.txt"])
-    items = _read_item_list(paths["item_list.txt"], _read_entity_list(paths["entity_list.txt"]),
+    real_users = read_users(paths["user_list.txt"])
+    items = read_item_list(paths["item_list.txt"], read_entity_list(paths["entity_list.txt"]),
                             paths["entity_list.txt"]).select("item_index", "item_id")
-    train = _read_user_items(paths["train.txt"], real_users, items).unique(PAIR).sort(PAIR)
-    test = _read_user_items(paths["test.txt"], real_users, items).unique(PAIR).sort(PAIR)
+    train = read_user_items(paths["train.txt"], real_users, items).unique(PAIR).sort(PAIR)
+    test = read_user_items(paths["test.txt"], real_users, items).unique(PAIR).sort(PAIR)
     splits = pl.concat([
         _hold_out_valid(train, valid_share, valid_rng),
         test.with_columns(pl.lit("test").alias("split")),

@@ -17,6 +17,7 @@ from pipeline.settings import load_settings
 from pipeline.steps.score import score
 from pipeline.steps.train import train
 from pipeline.warehouse import Warehouse
+from tests.pipeline.kg_triples import triple_iris
 
 pytestmark = [pytest.mark.gpu, pytest.mark.shared]
 DAY = date(2026, 12, 1)
@@ -48,11 +49,7 @@ def test_train_and_score_on_cuda_with_explanations(home, model: str) -> None:
     wh = Warehouse(settings.warehouse.url)
     paths = wh.frame("select cast(path_json as text) as path_json from recommendation_explanations "
                      "where model = :m", {"m": model})
-    iri = kg.entities.select("entity_id", "iri")
-    known = (kg.triples.join(iri.rename({"entity_id": "head_id", "iri": "head"}), on="head_id")
-             .join(iri.rename({"entity_id": "tail_id", "iri": "tail"}), on="tail_id")
-             .join(kg.relations.select("relation_id", pl.col("iri").alias("relation")), on="relation_id")
-             .select("head", "relation", "tail"))
+    known = triple_iris(kg)
     walked = pl.DataFrame([t for text in paths["path_json"] for t in json.loads(text)["triples"]])
     assert walked.height and walked.join(known, on=["head", "relation", "tail"], how="anti").height == 0
     assert wh.check() == {}

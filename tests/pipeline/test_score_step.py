@@ -22,6 +22,7 @@ from pipeline.steps.score import ScoreError, score
 from pipeline.steps.train import model_inputs, train
 from pipeline.warehouse import Warehouse, WarehouseError
 from tests.conftest import free_port, kgrec, publish_sample
+from tests.pipeline.kg_triples import triple_iris
 
 DAY = date(2026, 11, 21)
 
@@ -60,11 +61,7 @@ def test_every_user_gets_k_unseen_items_explained_by_paths_of_the_published_kg(t
     assert explanations.height == result.explanations > 6000  # most items have several paths (up to 3)
     assert explanations.join(recs, on=["user_id", "item_id"], how="anti").height == 0
     # every KG triple a path walks is a triple of the published KG
-    iri = kg.entities.select("entity_id", "iri")
-    known = (kg.triples.join(iri.rename({"entity_id": "head_id", "iri": "head"}), on="head_id")
-             .join(iri.rename({"entity_id": "tail_id", "iri": "tail"}), on="tail_id")
-             .join(kg.relations.select("relation_id", pl.col("iri").alias("relation")), on="relation_id")
-             .select("head", "relation", "tail"))
+    known = triple_iris(kg)
     walked = pl.DataFrame([t for text in explanations["path_json"] for t in json.loads(text)["triples"]])
     assert walked.height > 6000 and walked.join(known, on=["head", "relation", "tail"], how="anti").height == 0
     # every *label* in a text is an item title or entity label of the KG; the history item is one the user had
